@@ -1,0 +1,159 @@
+"""JSON dump of BTF, the same document as ``bpftool -j btf dump file F``.
+
+The document is ``{"types": [ {...}, ... ]}`` with one object per type, in id
+order, keys in bpftool's order::
+
+    {"id": 1, "kind": "INT", "name": "int", "size": 4, "bits_offset": 0,
+     "nr_bits": 32, "encoding": "SIGNED"}
+
+Per kind, after ``id``/``kind``/``name`` (``"(anon)"`` when name_off is 0):
+
+=============================  ===============================================
+INT                            size, bits_offset, nr_bits, encoding
+PTR CONST VOLATILE RESTRICT    type_id
+TYPEDEF TYPE_TAG
+ARRAY                          type_id, index_type_id, nr_elems
+STRUCT UNION                   size, vlen, members: [{name, type_id,
+                               bits_offset[, bitfield_size]}]
+ENUM ENUM64                    encoding, size, vlen, values: [{name, val}]
+FWD                            fwd_kind
+FUNC                           type_id, linkage
+FUNC_PROTO                     ret_type_id, vlen, params: [{name, type_id}]
+VAR                            type_id, linkage
+DATASEC                        size, vlen, vars: [{type_id, offset, size}]
+FLOAT                          size
+DECL_TAG                       type_id, component_idx
+=============================  ===============================================
+
+One quirk is reproduced on purpose so that the two documents compare equal:
+bpftool 7.1 reads an unsigned 32-bit ENUM value through ``struct btf_enum``'s
+signed ``__s32 val`` and widens it to 64 bits, so an unsigned enumerator
+0xffffffff appears as 18446744073709551615 (the text dump prints 4294967295).
+
+Reference: ``dump_btf_type()`` in tools/bpf/bpftool/btf.c (bpftool 7.1).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from purebpf.btf.dump_raw import (KIND_NAMES, TYPE_HEADER_SIZE, WireTypes,
+                                  int_encoding_name, linkage_name)
+from purebpf.btf.types import BtfKind
+
+if TYPE_CHECKING:  # pragma: no cover - only for type checkers
+    from purebpf.btf.btf import Btf
+
+__all__ = ["dump_json", "json_types"]
+
+_U64 = (1 << 64) - 1
+
+JsonObject = Dict[str, Any]
+
+
+def json_types(btf: "Btf", wire: Optional[WireTypes] = None) -> List[JsonObject]:
+    """One dict per type this BTF owns (split BTF: not the base's), in id order."""
+    w = wire if wire is not None else WireTypes(btf)
+    data = w.data
+    e = w.endian
+    u32x3 = struct.Struct(e + "III")
+    u32 = struct.Struct(e + "I")
+    i32 = struct.Struct(e + "i")
+    enum32 = struct.Struct(e + "Ii")   # struct btf_enum { __u32 name_off; __s32 val; }
+    pair = struct.Struct(e + "II")     # struct btf_param { __u32 name_off; __u32 type; }
+    name = w.name
+    out: List[JsonObject] = []
+
+    type_id = w.start_id
+    for off in w.offsets:
+        name_off, info, size_or_type = u32x3.unpack_from(data, off)
+        kind = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        kflag = info >> 31
+        obj: JsonObject = {"id": type_id, "kind": KIND_NAMES[kind], "name": name(name_off)}
+        t = off + TYPE_HEADER_SIZE
+        if kind == BtfKind.INT:
+            v = u32.unpack_from(data, t)[0]
+            obj["size"] = size_or_type
+            obj["bits_offset"] = (v >> 16) & 0xFF
+            obj["nr_bits"] = v & 0xFF
+            obj["encoding"] = int_encoding_name((v >> 24) & 0x0F)
+        elif kind in (BtfKind.PTR, BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT,
+                      BtfKind.TYPEDEF, BtfKind.TYPE_TAG):
+            obj["type_id"] = size_or_type
+        elif kind == BtfKind.ARRAY:
+            elem, index, nelems = u32x3.unpack_from(data, t)
+            obj["type_id"] = elem
+            obj["index_type_id"] = index
+            obj["nr_elems"] = nelems
+        elif kind == BtfKind.STRUCT or kind == BtfKind.UNION:
+            members: List[JsonObject] = []
+            for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen]):
+                member: JsonObject = {"name": name(m_name), "type_id": m_type}
+                if kflag:
+                    member["bits_offset"] = m_off & 0xFFFFFF
+                    if m_off >> 24:
+                        member["bitfield_size"] = m_off >> 24
+                else:
+                    member["bits_offset"] = m_off
+                members.append(member)
+            obj["size"] = size_or_type
+            obj["vlen"] = vlen
+            obj["members"] = members
+        elif kind == BtfKind.ENUM:
+            # Signed: the __s32 as is.  Unsigned: the __s32 widened to __u64 (see module doc).
+            values = [{"name": name(v_name), "val": val if kflag else val & _U64}
+                      for v_name, val in enum32.iter_unpack(data[t:t + 8 * vlen])]
+            obj["encoding"] = "SIGNED" if kflag else "UNSIGNED"
+            obj["size"] = size_or_type
+            obj["vlen"] = vlen
+            obj["values"] = values
+        elif kind == BtfKind.ENUM64:
+            values = []
+            for v_name, lo, hi in u32x3.iter_unpack(data[t:t + 12 * vlen]):
+                val = (hi << 32) | lo
+                if kflag and val >= 1 << 63:
+                    val -= 1 << 64
+                values.append({"name": name(v_name), "val": val})
+            obj["encoding"] = "SIGNED" if kflag else "UNSIGNED"
+            obj["size"] = size_or_type
+            obj["vlen"] = vlen
+            obj["values"] = values
+        elif kind == BtfKind.FWD:
+            obj["fwd_kind"] = "union" if kflag else "struct"
+        elif kind == BtfKind.FUNC:
+            obj["type_id"] = size_or_type
+            obj["linkage"] = linkage_name(vlen)
+        elif kind == BtfKind.FUNC_PROTO:
+            obj["ret_type_id"] = size_or_type
+            obj["vlen"] = vlen
+            obj["params"] = [{"name": name(p_name), "type_id": p_type}
+                             for p_name, p_type in pair.iter_unpack(data[t:t + 8 * vlen])]
+        elif kind == BtfKind.VAR:
+            obj["type_id"] = size_or_type
+            obj["linkage"] = linkage_name(u32.unpack_from(data, t)[0])
+        elif kind == BtfKind.DATASEC:
+            obj["size"] = size_or_type
+            obj["vlen"] = vlen
+            obj["vars"] = [{"type_id": v_type, "offset": v_off, "size": v_size}
+                           for v_type, v_off, v_size in u32x3.iter_unpack(data[t:t + 12 * vlen])]
+        elif kind == BtfKind.FLOAT:
+            obj["size"] = size_or_type
+        elif kind == BtfKind.DECL_TAG:
+            obj["type_id"] = size_or_type
+            obj["component_idx"] = i32.unpack_from(data, t)[0]
+        out.append(obj)
+        type_id += 1
+    return out
+
+
+def dump_json(btf: "Btf") -> str:
+    """The JSON document as compact text with a final newline, like ``bpftool -j``.
+
+    Parsing it gives exactly the object bpftool's output parses to; the text
+    itself also matches bpftool's (same key order, no spaces, non-ASCII kept).
+    """
+    doc = {"types": json_types(btf)}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n"
