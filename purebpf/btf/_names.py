@@ -1,0 +1,81 @@
+"""The name index of a :class:`~purebpf.btf.Btf`: type name -> type ids.
+
+Built once, on the first name lookup, without decoding any type: each type's
+``name_off`` (the first word of its ``struct btf_type``) is hashed through the
+string section, and the (hash, index) pairs are kept sorted in two flat
+``array('I')`` columns.  A lookup hashes the wanted name, binary-searches the
+hash column and checks the few candidates byte for byte.  Flat arrays keep
+the index small (8 bytes per type) and let :mod:`purebpf.btf.cache` store and
+reload it with a single ``frombytes``.
+
+The hash is CRC-32 (``zlib.crc32``): cheap, in C, and collisions only cost a
+string comparison.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from array import array
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Dict, List, Optional
+
+from purebpf.errors import ParseError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from purebpf.btf.btf import Btf
+
+__all__ = ["NameIndex"]
+
+
+class NameIndex:
+    """Sorted CRC-32 hashes of type names with the matching type indexes."""
+
+    __slots__ = ("hashes", "indexes")
+
+    def __init__(self, hashes: "array[int]", indexes: "array[int]") -> None:
+        self.hashes = hashes
+        self.indexes = indexes
+
+    @classmethod
+    def build(cls, name_offs: "array[int]", btf: "Btf") -> "NameIndex":
+        """Index every type of ``btf`` (own types only) by name."""
+        raw = btf.raw
+        start = btf._str_start
+        end = btf._str_end
+        base_total = btf._base_str_total
+        # Hash every string of the section at once: split on NUL, and compute
+        # each string's offset as the running sum of (length + 1).
+        parts = raw[start:end].split(b"\0")
+        offsets = itertools.accumulate(map((1).__add__, map(len, parts)), initial=base_total)
+        by_offset: Dict[int, int] = dict(zip(offsets, map(zlib.crc32, parts)))
+        hashes: List[Optional[int]] = list(map(by_offset.get, name_offs))
+        # name_off values that do not start a string (a suffix of another
+        # string, or a string of the base BTF) are hashed one by one.
+        if None in hashes:
+            for i, h in enumerate(hashes):
+                if h is None:
+                    try:
+                        hashes[i] = zlib.crc32(btf._raw_string(name_offs[i]))
+                    except ParseError:
+                        hashes[i] = 0  # a bad name: never matches (checked on lookup)
+        order = sorted(range(len(hashes)), key=hashes.__getitem__)
+        return cls(array("I", map(hashes.__getitem__, order)), array("I", order))
+
+    def lookup(self, name: bytes, btf: "Btf", name_offs: "array[int]") -> List[int]:
+        """Own-type indexes (0-based, ascending) whose name is exactly ``name``."""
+        h = zlib.crc32(name)
+        hashes = self.hashes
+        j = bisect_left(hashes, h)
+        found: List[int] = []
+        n = len(hashes)
+        while j < n and hashes[j] == h:
+            i = self.indexes[j]
+            try:
+                if btf._raw_string(name_offs[i]) == name:
+                    found.append(i)
+            except ParseError:
+                pass
+            j += 1
+        found.sort()
+        return found
