@@ -1,0 +1,165 @@
+"""Target BTF for CO-RE: the running kernel (vmlinux + module BTFs) or a given file.
+
+Candidate types are found by *essential name* (the name without a
+``___flavor`` suffix) and a compatible kind, as libbpf's
+``bpf_core_find_cands``: vmlinux (or the user-given BTF) is searched first; only
+if it has no candidate at all are kernel modules searched (their own types
+only).  With a user-given BTF, modules are never consulted.
+
+The search is lazy: flavoured names are located by scanning the string
+section bytes, and types are looked up through the BTF's name index, so no
+relocation ever decodes all of vmlinux.  Loading the kernel's BTF files is the
+only I/O of the CO-RE package and lives in :func:`load_target_btf`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+
+from purebpf.btf.types import BtfKind, BtfType, essential_name
+
+from purebpf.core_reloc._walk import SpecError, kind_core_compat
+
+if TYPE_CHECKING:  # pragma: no cover
+    from purebpf.btf import Btf
+
+__all__ = ["TargetBtf", "Candidate", "load_target_btf"]
+
+SYSFS_BTF = "/sys/kernel/btf"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A target type whose essential name and kind fit a local type."""
+
+    source: str    # "vmlinux", a module name, or the BTF file's name
+    btf: "Btf"
+    type_id: int
+
+
+class TargetBtf:
+    """One main BTF plus, optionally, split module BTFs loaded on demand."""
+
+    def __init__(self, main: "Btf", *, name: str = "vmlinux",
+                 modules: Sequence[str] = (), module_dir: str = SYSFS_BTF,
+                 override: bool = True) -> None:
+        self.main = main
+        self.main_name = name
+        self.override = override
+        self._module_names = tuple(modules)
+        self._module_dir = module_dir
+        self._modules: Optional[List[Tuple[str, "Btf"]]] = None
+        self._cache: Dict[Tuple[str, int], Tuple[Candidate, ...]] = {}
+
+    @classmethod
+    def from_btf(cls, btf: "Btf", name: Optional[str] = None) -> "TargetBtf":
+        """Wrap a single BTF (no modules searched), like libbpf's btf_custom_path."""
+        return cls(btf, name=name or os.path.basename(str(btf.name)) or "target", override=True)
+
+    # -- modules ------------------------------------------------------------
+    def modules(self) -> List[Tuple[str, "Btf"]]:
+        """Module BTFs (split on the main BTF), parsed on first use."""
+        if self._modules is None:
+            from purebpf.btf import Btf
+
+            loaded: List[Tuple[str, "Btf"]] = []
+            for mod in self._module_names:
+                path = os.path.join(self._module_dir, mod)
+                try:
+                    loaded.append((mod, Btf.from_file(path, base=self.main)))
+                except (OSError, ValueError, LookupError, Exception):  # noqa: BLE001
+                    # A module whose BTF cannot be read simply offers no candidates.
+                    continue
+            self._modules = loaded
+        return self._modules
+
+    # -- candidate search -----------------------------------------------------
+    def candidates(self, local_type: BtfType) -> Tuple[Candidate, ...]:
+        """All target types with the local type's essential name and a compatible kind."""
+        ess = essential_name(local_type.name)
+        kind_class = BtfKind.ENUM if local_type.kind == BtfKind.ENUM64 else local_type.kind
+        key = (ess, int(kind_class))
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        found = _search(self.main_name, self.main, ess, local_type, own_only=False)
+        if not found and not self.override:
+            for mod_name, mod_btf in self.modules():
+                found.extend(_search(mod_name, mod_btf, ess, local_type, own_only=True))
+        result = tuple(found)
+        self._cache[key] = result
+        return result
+
+
+def _string_section(btf: "Btf") -> bytes:
+    hdr = btf.header
+    start = hdr.hdr_len + hdr.str_off
+    return bytes(btf.raw[start:start + hdr.str_len])
+
+
+def names_with_essential(btf: "Btf", ess: str) -> List[str]:
+    """Every string of ``btf``'s own string section whose essential name is ``ess``.
+
+    Includes ``ess`` itself when present.  A fast byte scan, no type decoding.
+    """
+    strings = _string_section(btf)
+    needle = ess.encode()
+    out: List[str] = []
+    if b"\0" + needle + b"\0" in strings or strings.startswith(needle + b"\0"):
+        out.append(ess)
+    prefix = b"\0" + needle + b"___"
+    pos = strings.find(prefix)
+    while pos >= 0:
+        end = strings.find(b"\0", pos + 1)
+        if end < 0:
+            end = len(strings)
+        raw = strings[pos + 1:end]
+        try:
+            name = raw.decode()
+        except UnicodeDecodeError:
+            name = ""
+        if name and essential_name(name) == ess and name not in out:
+            out.append(name)
+        pos = strings.find(prefix, pos + 1)
+    return out
+
+
+def _search(source: str, btf: "Btf", ess: str, local_type: BtfType, *, own_only: bool) -> List[Candidate]:
+    if not ess:
+        return []
+    ids: List[int] = []
+    own = btf.ids()
+    for name in names_with_essential(btf, ess):
+        try:
+            ids.extend(btf.find_by_name(name))
+        except LookupError:
+            continue
+    out: List[Candidate] = []
+    for tid in sorted(set(ids)):
+        if own_only and tid not in own:
+            continue
+        try:
+            t = btf[tid]
+        except Exception as exc:  # noqa: BLE001
+            raise SpecError(f"target BTF {source}: type {tid} cannot be decoded: {exc}") from exc
+        if kind_core_compat(t, local_type) and t.name and essential_name(t.name) == ess:
+            out.append(Candidate(source, btf, tid))
+    return out
+
+
+def load_target_btf(path: Optional[str] = None) -> TargetBtf:
+    """The target BTF: ``path`` (raw BTF, e.g. a BTFHub archive, or an ELF with
+    ``.BTF``) or, by default, the running kernel's vmlinux plus its module BTFs
+    from /sys/kernel/btf (modules parsed only if ever needed)."""
+    from purebpf.btf import Btf
+
+    if path is not None:
+        return TargetBtf(Btf.from_file(path), name=os.path.basename(path), override=True)
+    main = Btf.load_vmlinux()
+    try:
+        mods = sorted(n for n in os.listdir(SYSFS_BTF) if n != "vmlinux")
+    except OSError:
+        mods = []
+    return TargetBtf(main, name="vmlinux", modules=mods, override=False)
