@@ -1,4 +1,4 @@
-"""JSON dump of BTF, the same document as ``bpftool -j btf dump file F``.
+r"""JSON dump of BTF, the same document as ``bpftool -j btf dump file F``.
 
 The document is ``{"types": [ {...}, ... ]}`` with one object per type, in id
 order, keys in bpftool's order::
@@ -25,10 +25,16 @@ FLOAT                          size
 DECL_TAG                       type_id, component_idx
 =============================  ===============================================
 
-One quirk is reproduced on purpose so that the two documents compare equal:
-bpftool 7.1 reads an unsigned 32-bit ENUM value through ``struct btf_enum``'s
-signed ``__s32 val`` and widens it to 64 bits, so an unsigned enumerator
-0xffffffff appears as 18446744073709551615 (the text dump prints 4294967295).
+bpftool 7.1 has two quirks in this output.  With ``bpftool_compat=True`` (the
+default) they are reproduced, so that the two documents compare equal; with
+``bpftool_compat=False`` the values are the ones in the BTF:
+
+* an unsigned 32-bit ENUM value is read through ``struct btf_enum``'s signed
+  ``__s32 val`` and widened to 64 bits, so an unsigned enumerator 0xffffffff
+  appears as 18446744073709551615 (the text dump prints 4294967295);
+* its JSON writer escapes a backslash in a name as ``\n``, so ``a\b``
+  reads back as ``a``, newline, ``b``.  (Names are C identifiers in practice;
+  tag values are the only place a backslash is ever seen.)
 
 Reference: ``dump_btf_type()`` in tools/bpf/bpftool/btf.c (bpftool 7.1).
 """
@@ -37,7 +43,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from purebpf.btf.dump_raw import (KIND_NAMES, TYPE_HEADER_SIZE, WireTypes,
                                   int_encoding_name, linkage_name)
@@ -53,8 +59,12 @@ _U64 = (1 << 64) - 1
 JsonObject = Dict[str, Any]
 
 
-def json_types(btf: "Btf", wire: Optional[WireTypes] = None) -> List[JsonObject]:
-    """One dict per type this BTF owns (split BTF: not the base's), in id order."""
+def json_types(btf: "Btf", *, bpftool_compat: bool = True,
+               wire: Optional[WireTypes] = None) -> List[JsonObject]:
+    """One dict per type this BTF owns (split BTF: not the base's), in id order.
+
+    ``bpftool_compat`` reproduces bpftool 7.1's two quirks (see the module doc).
+    """
     w = wire if wire is not None else WireTypes(btf)
     data = w.data
     e = w.endian
@@ -63,7 +73,8 @@ def json_types(btf: "Btf", wire: Optional[WireTypes] = None) -> List[JsonObject]
     i32 = struct.Struct(e + "i")
     enum32 = struct.Struct(e + "Ii")   # struct btf_enum { __u32 name_off; __s32 val; }
     pair = struct.Struct(e + "II")     # struct btf_param { __u32 name_off; __u32 type; }
-    name = w.name
+    name = _compat_namer(w) if bpftool_compat else w.name
+    enum_mask = _U64 if bpftool_compat else 0xFFFFFFFF
     out: List[JsonObject] = []
 
     type_id = w.start_id
@@ -103,8 +114,9 @@ def json_types(btf: "Btf", wire: Optional[WireTypes] = None) -> List[JsonObject]
             obj["vlen"] = vlen
             obj["members"] = members
         elif kind == BtfKind.ENUM:
-            # Signed: the __s32 as is.  Unsigned: the __s32 widened to __u64 (see module doc).
-            values = [{"name": name(v_name), "val": val if kflag else val & _U64}
+            # Signed: the __s32 as is.  Unsigned: the __u32, or with bpftool_compat
+            # the __s32 widened to __u64 (see the module doc).
+            values = [{"name": name(v_name), "val": val if kflag else val & enum_mask}
                       for v_name, val in enum32.iter_unpack(data[t:t + 8 * vlen])]
             obj["encoding"] = "SIGNED" if kflag else "UNSIGNED"
             obj["size"] = size_or_type
@@ -149,11 +161,27 @@ def json_types(btf: "Btf", wire: Optional[WireTypes] = None) -> List[JsonObject]
     return out
 
 
-def dump_json(btf: "Btf") -> str:
+def _compat_namer(w: WireTypes) -> Callable[[int], str]:
+    """``w.name`` with bpftool's backslash-as-newline escaping folded in."""
+    cache: Dict[int, str] = {}
+
+    def name(off: int) -> str:
+        text = cache.get(off)
+        if text is None:
+            text = w.name(off)
+            if "\\" in text:
+                text = text.replace("\\", "\n")
+            cache[off] = text
+        return text
+    return name
+
+
+def dump_json(btf: "Btf", *, bpftool_compat: bool = True) -> str:
     """The JSON document as compact text with a final newline, like ``bpftool -j``.
 
-    Parsing it gives exactly the object bpftool's output parses to; the text
-    itself also matches bpftool's (same key order, no spaces, non-ASCII kept).
+    With ``bpftool_compat`` (the default) parsing it gives exactly the object
+    bpftool's output parses to, and for ordinary names the text itself is
+    bpftool's too (same key order, no spaces, non-ASCII kept as is).
     """
-    doc = {"types": json_types(btf)}
+    doc = {"types": json_types(btf, bpftool_compat=bpftool_compat)}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n"

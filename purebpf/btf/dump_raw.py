@@ -202,7 +202,7 @@ class WireTypes:
             return base.kind_and_name_off(type_id)
         off = self.offsets[type_id - self.start_id]
         name_off, info = struct.unpack_from(self.endian + "II", self.data, off)
-        return (info >> 24) & 0x1F, name_off
+        return (int(info) >> 24) & 0x1F, int(name_off)
 
 
 def iter_raw_lines(btf: "Btf", wire: Optional[WireTypes] = None) -> Iterator[str]:
