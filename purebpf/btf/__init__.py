@@ -7,12 +7,18 @@ relocations).  The type classes live in :mod:`purebpf.btf.types`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from purebpf.btf.btf import Btf, BtfHeader
 from purebpf.btf.types import *  # noqa: F401,F403  (re-exported)
 from purebpf.btf.types import __all__ as _types_all
 
 __all__ = ["Btf", "BtfHeader", "BtfExt", "BtfExtHeader", "CoreReloKind", "FuncInfo", "LineInfo",
            "CoreRelo", *_types_all]
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from purebpf.btf.ext import BtfExt, BtfExtHeader, CoreRelo, CoreReloKind, FuncInfo, LineInfo
 
 
 def __getattr__(name: str) -> object:

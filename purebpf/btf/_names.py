@@ -1,6 +1,16 @@
-"""The name index of a :class:`~purebpf.btf.Btf`: type name -> type ids.
+"""Finding types by name in a :class:`~purebpf.btf.Btf` without decoding them.
 
-Built once, on the first name lookup, without decoding any type: each type's
+Two strategies, same answers:
+
+* :func:`scan_lookup` needs no index at all.  It finds every offset in the
+  string section holding exactly the wanted name (``bytes.find`` of
+  ``name + b"\0"``: runs in C over the whole section), then finds those
+  offsets in the column of type ``name_off`` words (again ``bytes.find``, over
+  4 bytes per type).  A lookup in vmlinux costs about a millisecond, and
+  opening a BTF pays nothing up front: the right choice for the few dozen
+  lookups of a CO-RE load.
+
+* :class:`NameIndex` is built in one go, without decoding any type: each type's
 ``name_off`` (the first word of its ``struct btf_type``) is hashed through the
 string section, and the (hash, index) pairs are kept sorted in two flat
 ``array('I')`` columns.  A lookup hashes the wanted name, binary-searches the
@@ -25,7 +35,50 @@ from purebpf.errors import ParseError
 if TYPE_CHECKING:  # pragma: no cover
     from purebpf.btf.btf import Btf
 
-__all__ = ["NameIndex"]
+__all__ = ["NameIndex", "scan_lookup"]
+
+
+def _string_offsets(btf: "Btf", name: bytes) -> List[int]:
+    """Every offset (in ``btf``'s string space, base included) whose string is ``name``."""
+    found: List[int] = []
+    if btf.base is not None:
+        found.extend(_string_offsets(btf.base, name))
+    raw = btf.raw
+    start, end = btf._str_start, btf._str_end
+    pattern = name + b"\0"
+    shift = btf._base_str_total - start
+    p = raw.find(pattern, start, end)
+    while p >= 0:
+        found.append(p + shift)
+        p = raw.find(pattern, p + 1, end)
+    return found
+
+
+def scan_lookup(btf: "Btf", name: bytes, column: bytes) -> List[int]:
+    """Own-type indexes (0-based, ascending) named ``name``, found by scanning.
+
+    ``column`` is the ``name_off`` column as host-order bytes (4 per type).
+    """
+    found: List[int] = []
+    if not name:
+        # The empty name: every type whose name_off points at a NUL byte.
+        raw = btf.raw
+        for i, off in enumerate(array("I", column)):
+            try:
+                if btf._raw_string(off) == b"":
+                    found.append(i)
+            except ParseError:
+                pass
+        return found
+    for off in _string_offsets(btf, name):
+        pattern = array("I", (off,)).tobytes()
+        p = column.find(pattern)
+        while p >= 0:
+            if p % 4 == 0:
+                found.append(p // 4)
+            p = column.find(pattern, p + 1)
+    found.sort()
+    return found
 
 
 class NameIndex:

@@ -90,6 +90,8 @@ _MAX_CHAIN = 256
 # libbpf's MAX_RESOLVE_DEPTH for btf__resolve_size.
 _MAX_RESOLVE_DEPTH = 32
 _POINTER_SIZE = 8
+# Name lookups answered by scanning before the hash index is worth building.
+_SCANS_BEFORE_INDEX = 64
 _U32_MAX = 0xFFFFFFFF
 
 # Kinds whose kind_flag bit has a meaning (struct/union bitfield encoding,
@@ -156,6 +158,8 @@ class Btf:
         self._strings: Dict[int, str] = {}
         self._name_offs: Optional["array[int]"] = None
         self._name_index: Optional["NameIndex"] = None
+        self._name_bytes: Optional[bytes] = None
+        self._scans = 0
         self._align_memo: Dict[int, int] = {}
         offsets: Optional["array[int]"] = None
         cache_key: Optional[bytes] = None
@@ -498,17 +502,28 @@ class Btf:
     def find_by_name(self, name: str, kind: Optional[BtfKind] = None) -> List[int]:
         """All type ids (base included, ascending) named exactly ``name``, of ``kind`` if given.
 
-        The first call builds the name index (or it came from the cache).
+        Without a cached name index, the first lookups scan the string section
+        (about a millisecond on vmlinux, nothing to build); after
+        ``_SCANS_BEFORE_INDEX`` of them the hash index is built once.
         """
         found: List[int] = []
         if self.base is not None:
             found.extend(self.base.find_by_name(name, kind))
+        wanted = name.encode("utf-8", "surrogateescape")
         index = self._name_index
-        if index is None:
+        if index is None and self._scans >= _SCANS_BEFORE_INDEX:
             index = self._name_index = self._build_name_index()
+        if index is not None:
+            own_indexes = index.lookup(wanted, self, self._name_column())
+        else:
+            from purebpf.btf._names import scan_lookup
+
+            self._scans += 1
+            if self._name_bytes is None:
+                self._name_bytes = self._name_column().tobytes()
+            own_indexes = scan_lookup(self, wanted, self._name_bytes)
         start = self.start_id
-        own = [start + i for i in index.lookup(name.encode("utf-8", "surrogateescape"), self,
-                                               self._name_column())]
+        own = [start + i for i in own_indexes]
         if kind is not None:
             own = [i for i in own if self.kind_of(i) == kind]
         found.extend(own)
