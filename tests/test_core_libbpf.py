@@ -1,0 +1,308 @@
+"""CO-RE differential test: purebpf's relocated instructions vs libbpf.so.1's.
+
+libbpf (1.1, through ctypes) opens each fixture with ``btf_custom_path`` set
+to the target BTF.  A custom SEC() handler registered for the fixture's
+section captures, in its ``prog_prepare_load_fn`` callback, the instructions
+libbpf is about to hand to the kernel -- CO-RE relocations applied,
+subprograms appended, maps resolved -- and aborts the load, so no program
+ever reaches the verifier.  Every slot is compared with purebpf's output,
+except the fields libbpf fills in later stages (map fds / global data
+addresses in ld_imm64, bpf-to-bpf call offsets).
+
+The helpers here are reused by the other CO-RE tests (runtime check, bench).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import pytest
+
+from purebpf.btf import Btf
+from purebpf.core_reloc import relocate_object
+from purebpf.insn import decode, encode, format_instruction
+from purebpf.spec import ObjectSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ROOT / "fixtures" / "core"
+OBJ = CORE / "obj"
+
+BPF_PROG_TYPE_RAW_TRACEPOINT = 17
+
+
+class OpenOpts(ctypes.Structure):
+    """``struct bpf_object_open_opts`` of libbpf 1.1 (<bpf/libbpf.h>)."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("object_name", ctypes.c_char_p),
+        ("relaxed_maps", ctypes.c_bool),
+        ("pin_root_path", ctypes.c_char_p),
+        ("_stub", ctypes.c_uint32),
+        ("kconfig", ctypes.c_char_p),
+        ("btf_custom_path", ctypes.c_char_p),
+        ("kernel_log_buf", ctypes.c_char_p),
+        ("kernel_log_size", ctypes.c_size_t),
+        ("kernel_log_level", ctypes.c_uint32),
+    ]
+
+
+PREPARE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long)
+
+
+class HandlerOpts(ctypes.Structure):
+    """``struct libbpf_prog_handler_opts``."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("cookie", ctypes.c_long),
+        ("prog_setup_fn", ctypes.c_void_p),
+        ("prog_prepare_load_fn", PREPARE_FN),
+        ("prog_attach_fn", ctypes.c_void_p),
+    ]
+
+
+class RunOpts(ctypes.Structure):
+    """``struct bpf_test_run_opts``."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t), ("data_in", ctypes.c_void_p), ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p), ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32), ("repeat", ctypes.c_int), ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32), ("batch_size", ctypes.c_uint32),
+    ]
+
+
+def libbpf() -> ctypes.CDLL:
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    vp = ctypes.c_void_p
+    lib.bpf_object__open_file.restype = vp
+    lib.bpf_object__open_file.argtypes = [ctypes.c_char_p, ctypes.POINTER(OpenOpts)]
+    lib.bpf_object__load.argtypes = [vp]
+    lib.bpf_object__close.argtypes = [vp]
+    lib.bpf_object__next_program.restype = vp
+    lib.bpf_object__next_program.argtypes = [vp, vp]
+    lib.bpf_object__next_map.restype = vp
+    lib.bpf_object__next_map.argtypes = [vp, vp]
+    lib.bpf_map__name.restype = ctypes.c_char_p
+    lib.bpf_map__name.argtypes = [vp]
+    lib.bpf_map__fd.argtypes = [vp]
+    lib.bpf_map__set_initial_value.argtypes = [vp, vp, ctypes.c_size_t]
+    lib.bpf_map_lookup_elem.argtypes = [ctypes.c_int, vp, vp]
+    lib.bpf_program__name.restype = ctypes.c_char_p
+    lib.bpf_program__name.argtypes = [vp]
+    lib.bpf_program__set_autoload.argtypes = [vp, ctypes.c_bool]
+    lib.bpf_program__insns.restype = vp
+    lib.bpf_program__insns.argtypes = [vp]
+    lib.bpf_program__insn_cnt.restype = ctypes.c_size_t
+    lib.bpf_program__insn_cnt.argtypes = [vp]
+    lib.bpf_program__fd.argtypes = [vp]
+    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(RunOpts)]
+    lib.libbpf_register_prog_handler.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
+                                                 ctypes.POINTER(HandlerOpts)]
+    lib.libbpf_unregister_prog_handler.argtypes = [ctypes.c_int]
+    lib.libbpf_set_print.restype = vp
+    lib.libbpf_set_print.argtypes = [vp]
+    lib.libbpf_set_print(None)
+    return lib
+
+
+def open_object(lib: ctypes.CDLL, path: Path, target: Optional[Path]) -> int:
+    opts = OpenOpts(sz=ctypes.sizeof(OpenOpts))
+    if target is not None:
+        opts.btf_custom_path = str(target).encode()
+    obj = lib.bpf_object__open_file(str(path).encode(), ctypes.byref(opts))
+    if not obj:
+        raise OSError(ctypes.get_errno(), f"libbpf cannot open {path}")
+    return int(obj)
+
+
+def programs_of(lib: ctypes.CDLL, obj: int) -> List[Tuple[str, int]]:
+    out = []
+    prog = lib.bpf_object__next_program(obj, None)
+    while prog:
+        out.append((lib.bpf_program__name(prog).decode(), prog))
+        prog = lib.bpf_object__next_program(obj, prog)
+    return out
+
+
+class _Capture:
+    """The one process-wide custom SEC() handler.
+
+    libbpf 1.1 corrupts its heap when a custom handler is unregistered and
+    another registered later (the handler array is reallocated to size 0), so
+    the handler is registered once and never removed; ``capture`` switches it
+    between "record the instructions and abort the load" (a dict) and "let
+    the load proceed normally" (None).
+    """
+
+    lib: Optional[ctypes.CDLL] = None
+    handlers: Dict[str, int] = {}
+    capture: Optional[Dict[str, bytes]] = None
+    keep: List[object] = []
+
+    @classmethod
+    def ensure(cls, section: str, prog_type: int) -> ctypes.CDLL:
+        if cls.lib is None:
+            cls.lib = libbpf()
+        lib = cls.lib
+        if section not in cls.handlers:
+            @PREPARE_FN
+            def prepare(prog: int, opts: int, cookie: int) -> int:
+                if cls.capture is None:
+                    return 0
+                name = lib.bpf_program__name(prog).decode()
+                cnt = lib.bpf_program__insn_cnt(prog)
+                cls.capture[name] = ctypes.string_at(lib.bpf_program__insns(prog), cnt * 8)
+                return -125  # -ECANCELED: stop here, never load
+
+            hopts = HandlerOpts(sz=ctypes.sizeof(HandlerOpts), prog_prepare_load_fn=prepare)
+            handler = lib.libbpf_register_prog_handler(section.encode(), prog_type, 0, ctypes.byref(hopts))
+            assert handler >= 0, handler
+            cls.handlers[section] = handler
+            cls.keep += [prepare, hopts]
+        return lib
+
+
+def libbpf_relocated(path: Path, target: Optional[Path], section: str = "raw_tp+",
+                     prog_type: int = BPF_PROG_TYPE_RAW_TRACEPOINT) -> Dict[str, bytes]:
+    """Each program's instructions as libbpf would load them (CO-RE applied)."""
+    lib = _Capture.ensure(section, prog_type)
+    captured: Dict[str, bytes] = {}
+    _Capture.capture = captured
+    try:
+        names = [n for n, _ in programs_of_path(lib, path, target)]
+        for name in names:
+            obj = open_object(lib, path, target)
+            try:
+                for other, prog in programs_of(lib, obj):
+                    lib.bpf_program__set_autoload(prog, other == name)
+                lib.bpf_object__load(obj)
+            finally:
+                lib.bpf_object__close(obj)
+    finally:
+        _Capture.capture = None
+    return captured
+
+
+def shared_libbpf() -> ctypes.CDLL:
+    """The process-wide libbpf handle (with the pass-through handler installed)."""
+    return _Capture.ensure("raw_tp+", BPF_PROG_TYPE_RAW_TRACEPOINT)
+
+
+def programs_of_path(lib: ctypes.CDLL, path: Path, target: Optional[Path]) -> List[Tuple[str, int]]:
+    obj = open_object(lib, path, target)
+    try:
+        return [(n, 0) for n, _ in programs_of(lib, obj)]
+    finally:
+        lib.bpf_object__close(obj)
+
+
+def slots(code: bytes) -> List[bytes]:
+    return [code[i:i + 8] for i in range(0, len(code), 8)]
+
+
+def compare_program(ours: Sequence[object], theirs: bytes, start: int = 0) -> List[str]:
+    """Differences between our instructions and libbpf's slots starting at ``start``.
+
+    Skipped: ld_imm64 that libbpf turned into map/global references (src != 0),
+    and the immediate of bpf-to-bpf calls (filled by libbpf's linker).
+    """
+    mine = slots(encode(list(ours)))  # type: ignore[arg-type]
+    lib_slots = slots(theirs)[start:start + len(mine)]
+    diffs: List[str] = []
+    skip_next = False
+    for i, (a, b) in enumerate(zip(mine, lib_slots)):
+        if skip_next:
+            skip_next = False
+            continue
+        if b[0] == 0x18 and (b[1] >> 4) != 0:   # ld_imm64 with a pseudo src (map, map value)
+            skip_next = True
+            continue
+        if b[0] == 0x85 and (b[1] >> 4) == 1:   # bpf-to-bpf call
+            if a[:4] != b[:4]:
+                diffs.append(f"slot {start + i}: call {a.hex()} != {b.hex()}")
+            continue
+        if a != b:
+            diffs.append(f"slot {start + i}: purebpf {_show(a)} != libbpf {_show(b)}")
+    if len(lib_slots) < len(mine):
+        diffs.append(f"libbpf has only {len(lib_slots)} slots from {start}, purebpf {len(mine)}")
+    return diffs
+
+
+def _show(slot: bytes) -> str:
+    """One slot, disassembled when it is a whole instruction, else as hex."""
+    if slot[0] == 0x18 or len(slot) != 8:
+        return slot.hex()
+    return f"{format_instruction(decode(slot)[0])} ({slot.hex()})"
+
+
+def subprogram_starts(theirs: bytes, main_len: int) -> Dict[int, int]:
+    """Map call slot -> callee start slot, for the pseudo calls of libbpf's program."""
+    out: Dict[int, int] = {}
+    for i, s in enumerate(slots(theirs)):
+        if s[0] == 0x85 and (s[1] >> 4) == 1:
+            imm = int.from_bytes(s[4:8], "little", signed=True)
+            out[i] = i + 1 + imm
+    return out
+
+
+# --------------------------------------------------------------------------- cases
+
+CASES = [
+    ("fields.bpf.o", "target_v1.o"),
+]
+
+
+def needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("libbpf differential test needs root (libbpf creates maps before loading)")
+
+
+def check_against_libbpf(obj_path: Path, target_path: Path) -> int:
+    """Relocate with purebpf and libbpf; assert identical code; return #relocations compared."""
+    spec = ObjectSpec.from_file(str(obj_path))
+    ours = relocate_object(spec, Btf.from_file(str(target_path)))
+    assert not ours.errors, [str(e) for e in ours.errors]
+    theirs = libbpf_relocated(obj_path, target_path)
+    assert set(theirs) == {p.name for p in spec.programs}
+    checked = 0
+    for prog in spec.programs:
+        mine = ours.programs[prog.name]
+        lib_code = theirs[prog.name]
+        diffs = compare_program(mine.instructions, lib_code)
+        checked += len(mine.explanations)
+        main_slots = len(encode(list(mine.instructions))) // 8
+        # libbpf appended the called subprograms; locate each through its call
+        calls = subprogram_starts(lib_code, main_slots)
+        for rel in prog.relocations:
+            if rel.kind.name == "SUBPROG_CALL" and rel.slot in calls:
+                sub = ours.programs[rel.target]
+                diffs += compare_program(sub.instructions, lib_code, calls[rel.slot])
+                checked += len(sub.explanations)
+        assert not diffs, f"{prog.name}: " + "; ".join(diffs)
+    return checked
+
+
+@pytest.mark.parametrize("obj_name,target_name", CASES)
+def test_relocated_instructions_match_libbpf(obj_name: str, target_name: str) -> None:
+    needs_root()
+    spec = ObjectSpec.from_file(str(OBJ / obj_name))
+    checked = check_against_libbpf(OBJ / obj_name, OBJ / target_name)
+    # every CO-RE relocation of the object was compared, subprograms' included
+    assert checked == sum(len(p.core_relos) for p in spec.programs + spec.subprograms)
+
+
+def test_differential_check_detects_unrelocated_code() -> None:
+    """The comparison is not vacuous: the unrelocated program differs from libbpf's."""
+    needs_root()
+    spec = ObjectSpec.from_file(str(OBJ / "fields.bpf.o"))
+    theirs = libbpf_relocated(OBJ / "fields.bpf.o", OBJ / "target_v1.o")
+    prog = spec.program("core_fields")
+    assert len(compare_program(prog.instructions, theirs["core_fields"])) > 20
