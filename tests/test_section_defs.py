@@ -21,6 +21,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import sys
+from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
@@ -370,3 +372,77 @@ def test_first_match_wins() -> None:
     assert kind.prog_flags == ProgFlags.XDP_HAS_FRAGS
     kind = classify_section("sk_reuseport/migrate")
     assert kind is not None and kind.expected_attach_type is AttachType.SK_REUSEPORT_SELECT_OR_MIGRATE
+
+
+# --- real clang objects: libbpf's view of each program --------------------
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _native_fixture_objects() -> List[Path]:
+    """Fixture objects libbpf 1.1 can open: those in this host's byte order.
+
+    (libbpf 1.1 refuses foreign-endian objects; the big-endian fixtures are
+    built from the same sources, so their section names are covered here.)
+    """
+    native = 1 if sys.byteorder == "little" else 2  # ELF EI_DATA: ELFDATA2LSB / ELFDATA2MSB
+    objects = sorted((_ROOT / "fixtures").glob("**/obj/*.o"))
+    return [p for p in objects if p.read_bytes()[5:6] == bytes([native])]
+
+
+def _libbpf_programs(path: Path) -> List[Tuple[str, int, int]]:
+    """(section name, prog type, expected attach type) of every program libbpf opens."""
+    lib = _shared_libbpf().lib
+    lib.bpf_object__open_file.restype = ctypes.c_void_p
+    lib.bpf_object__open_file.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    lib.libbpf_get_error.argtypes = [ctypes.c_void_p]
+    lib.libbpf_get_error.restype = ctypes.c_long
+    lib.bpf_object__next_program.restype = ctypes.c_void_p
+    lib.bpf_object__next_program.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.bpf_program__section_name.restype = ctypes.c_char_p
+    lib.bpf_program__section_name.argtypes = [ctypes.c_void_p]
+    lib.bpf_program__type.argtypes = [ctypes.c_void_p]
+    lib.bpf_program__type.restype = ctypes.c_int
+    lib.bpf_program__expected_attach_type.argtypes = [ctypes.c_void_p]
+    lib.bpf_program__expected_attach_type.restype = ctypes.c_int
+    lib.bpf_object__close.argtypes = [ctypes.c_void_p]
+    obj = lib.bpf_object__open_file(str(path).encode(), None)
+    assert obj and lib.libbpf_get_error(obj) == 0, f"libbpf cannot open {path}"
+    programs = []
+    try:
+        prog = None
+        while True:
+            prog = lib.bpf_object__next_program(obj, prog)
+            if not prog:
+                break
+            programs.append((lib.bpf_program__section_name(prog).decode(),
+                             lib.bpf_program__type(prog),
+                             lib.bpf_program__expected_attach_type(prog)))
+    finally:
+        lib.bpf_object__close(obj)
+    return programs
+
+
+@pytest.mark.parametrize("path", _native_fixture_objects(), ids=lambda p: p.name)
+def test_fixture_programs_classified_like_libbpf(path: Path) -> None:
+    programs = _libbpf_programs(path)
+    for section, prog_type, attach_type in programs:
+        kind = classify_section(section)
+        assert kind is not None, f"{path.name}: libbpf has a program in {section!r}"
+        if kind.pattern in NEWER_THAN_LIBBPF_1_1:
+            expected = NEWER_EXPECTED[kind.pattern]
+            assert (kind.prog_type, kind.expected_attach_type, kind.sleepable) == expected
+            continue
+        assert int(kind.prog_type) == prog_type, section
+        if kind.prog_type == ProgType.STRUCT_OPS:
+            # libbpf sets a struct_ops program's expected_attach_type to the
+            # index of the struct member it implements, found through the
+            # .struct_ops relocations, not through the section name
+            assert kind.expected_attach_type is None
+            continue
+        assert _attach_value(kind) == attach_type, section
+
+
+def test_fixtures_cover_many_sections() -> None:
+    sections = {s for p in _native_fixture_objects() for s, _, _ in _libbpf_programs(p)}
+    assert len(sections) >= 60
