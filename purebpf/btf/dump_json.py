@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from purebpf.btf.dump_raw import (KIND_NAMES, TYPE_HEADER_SIZE, WireTypes,
-                                  int_encoding_name, linkage_name)
-from purebpf.btf.types import BtfKind
+from purebpf.btf.dump_raw import (_ARRAY, _DATASEC, _DECL_TAG, _ENUM, _ENUM64, _FLOAT,
+                                  _FUNC, _FUNC_PROTO, _FWD, _INT, _LINKAGE, _REF_KINDS,
+                                  _STRUCT, _UNION, _VAR, KIND_NAMES, TYPE_HEADER_SIZE,
+                                  WireTypes, int_encoding_name)
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     from purebpf.btf.btf import Btf
@@ -57,6 +58,19 @@ __all__ = ["dump_json", "json_types"]
 _U64 = (1 << 64) - 1
 
 JsonObject = Dict[str, Any]
+
+
+class _CompatNames(Dict[int, str]):
+    """``name_off`` -> name as bpftool's JSON writer renders it (backslash -> newline)."""
+
+    def __init__(self, wire: WireTypes) -> None:
+        super().__init__()
+        self._names = wire.names
+
+    def __missing__(self, off: int) -> str:
+        text = self._names[off].replace("\\", "\n")
+        self[off] = text
+        return text
 
 
 def json_types(btf: "Btf", *, bpftool_compat: bool = True,
@@ -73,107 +87,96 @@ def json_types(btf: "Btf", *, bpftool_compat: bool = True,
     i32 = struct.Struct(e + "i")
     enum32 = struct.Struct(e + "Ii")   # struct btf_enum { __u32 name_off; __s32 val; }
     pair = struct.Struct(e + "II")     # struct btf_param { __u32 name_off; __u32 type; }
-    name = _compat_namer(w) if bpftool_compat else w.name
+    names: Dict[int, str] = _CompatNames(w) if bpftool_compat else w.names
     enum_mask = _U64 if bpftool_compat else 0xFFFFFFFF
+    kind_names = KIND_NAMES
+    linkage_names = _LINKAGE
     out: List[JsonObject] = []
+    append = out.append
 
     type_id = w.start_id
+    # Branches are ordered by how common each kind is in vmlinux (FUNC first).
     for off in w.offsets:
         name_off, info, size_or_type = u32x3.unpack_from(data, off)
         kind = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
-        kflag = info >> 31
-        obj: JsonObject = {"id": type_id, "kind": KIND_NAMES[kind], "name": name(name_off)}
+        obj: JsonObject = {"id": type_id, "kind": kind_names[kind], "name": names[name_off]}
         t = off + TYPE_HEADER_SIZE
-        if kind == BtfKind.INT:
+        type_id += 1
+        append(obj)
+        if kind == _FUNC:
+            obj["type_id"] = size_or_type
+            obj["linkage"] = linkage_names.get(vlen, "(unknown)")
+        elif kind == _FUNC_PROTO:
+            obj["ret_type_id"] = size_or_type
+            obj["vlen"] = vlen
+            obj["params"] = [{"name": names[p_name], "type_id": p_type}
+                             for p_name, p_type in pair.iter_unpack(data[t:t + 8 * vlen])]
+        elif kind in _REF_KINDS:
+            obj["type_id"] = size_or_type
+        elif kind == _STRUCT or kind == _UNION:
+            obj["size"] = size_or_type
+            obj["vlen"] = vlen
+            members: List[JsonObject] = []
+            if info >> 31:  # kind_flag: bitfield size in the top 8 bits of offset
+                for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen]):
+                    member: JsonObject = {"name": names[m_name], "type_id": m_type,
+                                          "bits_offset": m_off & 0xFFFFFF}
+                    if m_off >> 24:
+                        member["bitfield_size"] = m_off >> 24
+                    members.append(member)
+            else:
+                members = [{"name": names[m_name], "type_id": m_type, "bits_offset": m_off}
+                           for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen])]
+            obj["members"] = members
+        elif kind == _ARRAY:
+            elem, index, nelems = u32x3.unpack_from(data, t)
+            obj["type_id"] = elem
+            obj["index_type_id"] = index
+            obj["nr_elems"] = nelems
+        elif kind == _ENUM:
+            signed = info >> 31
+            obj["encoding"] = "SIGNED" if signed else "UNSIGNED"
+            obj["size"] = size_or_type
+            obj["vlen"] = vlen
+            # Signed: the __s32 as is.  Unsigned: the __u32, or with bpftool_compat
+            # the __s32 widened to __u64 (see the module doc).
+            obj["values"] = [{"name": names[v_name], "val": val if signed else val & enum_mask}
+                             for v_name, val in enum32.iter_unpack(data[t:t + 8 * vlen])]
+        elif kind == _VAR:
+            obj["type_id"] = size_or_type
+            obj["linkage"] = linkage_names.get(u32.unpack_from(data, t)[0], "(unknown)")
+        elif kind == _INT:
             v = u32.unpack_from(data, t)[0]
             obj["size"] = size_or_type
             obj["bits_offset"] = (v >> 16) & 0xFF
             obj["nr_bits"] = v & 0xFF
             obj["encoding"] = int_encoding_name((v >> 24) & 0x0F)
-        elif kind in (BtfKind.PTR, BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT,
-                      BtfKind.TYPEDEF, BtfKind.TYPE_TAG):
+        elif kind == _DECL_TAG:
             obj["type_id"] = size_or_type
-        elif kind == BtfKind.ARRAY:
-            elem, index, nelems = u32x3.unpack_from(data, t)
-            obj["type_id"] = elem
-            obj["index_type_id"] = index
-            obj["nr_elems"] = nelems
-        elif kind == BtfKind.STRUCT or kind == BtfKind.UNION:
-            members: List[JsonObject] = []
-            for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen]):
-                member: JsonObject = {"name": name(m_name), "type_id": m_type}
-                if kflag:
-                    member["bits_offset"] = m_off & 0xFFFFFF
-                    if m_off >> 24:
-                        member["bitfield_size"] = m_off >> 24
-                else:
-                    member["bits_offset"] = m_off
-                members.append(member)
-            obj["size"] = size_or_type
-            obj["vlen"] = vlen
-            obj["members"] = members
-        elif kind == BtfKind.ENUM:
-            # Signed: the __s32 as is.  Unsigned: the __u32, or with bpftool_compat
-            # the __s32 widened to __u64 (see the module doc).
-            values = [{"name": name(v_name), "val": val if kflag else val & enum_mask}
-                      for v_name, val in enum32.iter_unpack(data[t:t + 8 * vlen])]
-            obj["encoding"] = "SIGNED" if kflag else "UNSIGNED"
-            obj["size"] = size_or_type
-            obj["vlen"] = vlen
-            obj["values"] = values
-        elif kind == BtfKind.ENUM64:
+            obj["component_idx"] = i32.unpack_from(data, t)[0]
+        elif kind == _FWD:
+            obj["fwd_kind"] = "union" if info >> 31 else "struct"
+        elif kind == _ENUM64:
+            signed = info >> 31
             values = []
             for v_name, lo, hi in u32x3.iter_unpack(data[t:t + 12 * vlen]):
                 val = (hi << 32) | lo
-                if kflag and val >= 1 << 63:
+                if signed and val >= 1 << 63:
                     val -= 1 << 64
-                values.append({"name": name(v_name), "val": val})
-            obj["encoding"] = "SIGNED" if kflag else "UNSIGNED"
+                values.append({"name": names[v_name], "val": val})
+            obj["encoding"] = "SIGNED" if signed else "UNSIGNED"
             obj["size"] = size_or_type
             obj["vlen"] = vlen
             obj["values"] = values
-        elif kind == BtfKind.FWD:
-            obj["fwd_kind"] = "union" if kflag else "struct"
-        elif kind == BtfKind.FUNC:
-            obj["type_id"] = size_or_type
-            obj["linkage"] = linkage_name(vlen)
-        elif kind == BtfKind.FUNC_PROTO:
-            obj["ret_type_id"] = size_or_type
-            obj["vlen"] = vlen
-            obj["params"] = [{"name": name(p_name), "type_id": p_type}
-                             for p_name, p_type in pair.iter_unpack(data[t:t + 8 * vlen])]
-        elif kind == BtfKind.VAR:
-            obj["type_id"] = size_or_type
-            obj["linkage"] = linkage_name(u32.unpack_from(data, t)[0])
-        elif kind == BtfKind.DATASEC:
+        elif kind == _DATASEC:
             obj["size"] = size_or_type
             obj["vlen"] = vlen
             obj["vars"] = [{"type_id": v_type, "offset": v_off, "size": v_size}
                            for v_type, v_off, v_size in u32x3.iter_unpack(data[t:t + 12 * vlen])]
-        elif kind == BtfKind.FLOAT:
+        elif kind == _FLOAT:
             obj["size"] = size_or_type
-        elif kind == BtfKind.DECL_TAG:
-            obj["type_id"] = size_or_type
-            obj["component_idx"] = i32.unpack_from(data, t)[0]
-        out.append(obj)
-        type_id += 1
     return out
-
-
-def _compat_namer(w: WireTypes) -> Callable[[int], str]:
-    """``w.name`` with bpftool's backslash-as-newline escaping folded in."""
-    cache: Dict[int, str] = {}
-
-    def name(off: int) -> str:
-        text = cache.get(off)
-        if text is None:
-            text = w.name(off)
-            if "\\" in text:
-                text = text.replace("\\", "\n")
-            cache[off] = text
-        return text
-    return name
 
 
 def dump_json(btf: "Btf", *, bpftool_compat: bool = True) -> str:

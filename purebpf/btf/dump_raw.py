@@ -77,6 +77,15 @@ _INT_ENCODING = {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}
 _LINKAGE = {0: "static", 1: "global", 2: "extern"}
 
 
+# Plain ints for the hot loops (comparing with IntEnum members is slower).
+_INT, _PTR, _ARRAY, _STRUCT, _UNION, _ENUM, _FWD = 1, 2, 3, 4, 5, 6, 7
+_FUNC, _FUNC_PROTO, _VAR, _DATASEC, _FLOAT, _DECL_TAG, _ENUM64 = 12, 13, 14, 15, 16, 17, 19
+#: Kinds whose only payload is the referenced ``type``.
+_REF_KINDS = frozenset({int(BtfKind.PTR), int(BtfKind.TYPEDEF), int(BtfKind.VOLATILE),
+                        int(BtfKind.CONST), int(BtfKind.RESTRICT), int(BtfKind.TYPE_TAG)})
+assert (_INT, _FUNC, _ENUM64) == (BtfKind.INT, BtfKind.FUNC, BtfKind.ENUM64)
+
+
 def int_encoding_name(encoding: int) -> str:
     """bpftool's name for an INT encoding nibble (``UNKN`` for combinations)."""
     return _INT_ENCODING.get(encoding, "UNKN")
@@ -85,6 +94,23 @@ def int_encoding_name(encoding: int) -> str:
 def linkage_name(linkage: int) -> str:
     """bpftool's name for a FUNC or VAR linkage value."""
     return _LINKAGE.get(linkage, "(unknown)")
+
+
+class _Names(Dict[int, str]):
+    """``name_off`` -> printed name, filled on first use (``dict.__missing__``).
+
+    Indexing a dict is the cheapest lookup CPython has; dumping vmlinux looks
+    up some 300,000 names, so this matters.
+    """
+
+    def __init__(self, wire: "WireTypes") -> None:
+        super().__init__({0: "(anon)"})
+        self._wire = wire
+
+    def __missing__(self, off: int) -> str:
+        text = self._wire.string(off)
+        self[off] = text
+        return text
 
 
 class WireTypes:
@@ -121,6 +147,8 @@ class WireTypes:
             assert base is not None
             self.str_start = base.str_start + len(base.strings)
         self._names: Dict[int, str] = {0: ""}
+        #: bpftool's ``btf_str()`` as a mapping: ``names[name_off]``.
+        self.names: Dict[int, str] = _Names(self)
         self.offsets: List[int] = self._scan()
 
     @property
@@ -190,7 +218,7 @@ class WireTypes:
 
     def name(self, off: int) -> str:
         """bpftool's ``btf_str()``: ``(anon)`` for name offset 0, else the string."""
-        return self.string(off) if off else "(anon)"
+        return self.names[off]
 
     def kind_and_name_off(self, type_id: int) -> Tuple[int, int]:
         """``(kind, name_off)`` of any type id valid in this BTF (base included; 0 is void)."""
@@ -219,87 +247,91 @@ def iter_raw_lines(btf: "Btf", wire: Optional[WireTypes] = None) -> Iterator[str
     i32 = struct.Struct(e + "i")
     pair = struct.Struct(e + "Ii")     # struct btf_enum: name_off, val
     pair_u = struct.Struct(e + "II")   # struct btf_param / enum value read unsigned
-    name = w.name
+    names = w.names
     type_cnt = w.type_count()
     kind_names = KIND_NAMES
 
+    linkage_names = _LINKAGE
     type_id = w.start_id
+    # Branches are ordered by how common each kind is in vmlinux (FUNC first).
     for off in w.offsets:
         name_off, info, size_or_type = u32x3.unpack_from(data, off)
         kind = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
-        kflag = info >> 31
-        head = f"[{type_id}] {kind_names[kind]} '{name(name_off)}'"
+        head = f"[{type_id}] {kind_names[kind]} '{names[name_off]}'"
         t = off + TYPE_HEADER_SIZE
-        if kind == BtfKind.INT:
+        type_id += 1
+        if kind == _FUNC:
+            yield f"{head} type_id={size_or_type} linkage={linkage_names.get(vlen, '(unknown)')}"
+        elif kind == _FUNC_PROTO:
+            parts = [f"{head} ret_type_id={size_or_type} vlen={vlen}"]
+            for p_name, p_type in pair_u.iter_unpack(data[t:t + 8 * vlen]):
+                parts.append(f"\t'{names[p_name]}' type_id={p_type}")
+            yield "\n".join(parts)
+        elif kind in _REF_KINDS:
+            yield f"{head} type_id={size_or_type}"
+        elif kind == _STRUCT or kind == _UNION:
+            parts = [f"{head} size={size_or_type} vlen={vlen}"]
+            if info >> 31:  # kind_flag: bitfield size in the top 8 bits of offset
+                for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen]):
+                    line = f"\t'{names[m_name]}' type_id={m_type} bits_offset={m_off & 0xFFFFFF}"
+                    if m_off >> 24:
+                        line += f" bitfield_size={m_off >> 24}"
+                    parts.append(line)
+            else:
+                for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen]):
+                    parts.append(f"\t'{names[m_name]}' type_id={m_type} bits_offset={m_off}")
+            yield "\n".join(parts)
+        elif kind == _ARRAY:
+            elem, index, nelems = u32x3.unpack_from(data, t)
+            yield f"{head} type_id={elem} index_type_id={index} nr_elems={nelems}"
+        elif kind == _ENUM:
+            signed = info >> 31
+            parts = [f"{head} encoding={'SIGNED' if signed else 'UNSIGNED'} "
+                     f"size={size_or_type} vlen={vlen}"]
+            # struct btf_enum { __u32 name_off; __s32 val; }: printed %d or %u.
+            for v_name, val in (pair if signed else pair_u).iter_unpack(data[t:t + 8 * vlen]):
+                parts.append(f"\t'{names[v_name]}' val={val}")
+            yield "\n".join(parts)
+        elif kind == _VAR:
+            linkage = u32.unpack_from(data, t)[0]
+            yield f"{head} type_id={size_or_type}, linkage={linkage_names.get(linkage, '(unknown)')}"
+        elif kind == _INT:
             v = u32.unpack_from(data, t)[0]
             yield (f"{head} size={size_or_type} bits_offset={(v >> 16) & 0xFF} "
                    f"nr_bits={v & 0xFF} encoding={int_encoding_name((v >> 24) & 0x0F)}")
-        elif kind in (BtfKind.PTR, BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT,
-                      BtfKind.TYPEDEF, BtfKind.TYPE_TAG):
-            yield f"{head} type_id={size_or_type}"
-        elif kind == BtfKind.ARRAY:
-            elem, index, nelems = u32x3.unpack_from(data, t)
-            yield f"{head} type_id={elem} index_type_id={index} nr_elems={nelems}"
-        elif kind == BtfKind.STRUCT or kind == BtfKind.UNION:
-            parts = [f"{head} size={size_or_type} vlen={vlen}"]
-            for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen]):
-                if kflag:
-                    line = (f"\t'{name(m_name)}' type_id={m_type} bits_offset={m_off & 0xFFFFFF}")
-                    if m_off >> 24:
-                        line += f" bitfield_size={m_off >> 24}"
-                else:
-                    line = f"\t'{name(m_name)}' type_id={m_type} bits_offset={m_off}"
-                parts.append(line)
-            yield "\n".join(parts)
-        elif kind == BtfKind.ENUM:
-            parts = [f"{head} encoding={'SIGNED' if kflag else 'UNSIGNED'} "
+        elif kind == _DECL_TAG:
+            idx = i32.unpack_from(data, t)[0]
+            yield f"{head} type_id={size_or_type} component_idx={idx}"
+        elif kind == _FWD:
+            yield f"{head} fwd_kind={'union' if info >> 31 else 'struct'}"
+        elif kind == _ENUM64:
+            signed = info >> 31
+            parts = [f"{head} encoding={'SIGNED' if signed else 'UNSIGNED'} "
                      f"size={size_or_type} vlen={vlen}"]
-            fmt = pair if kflag else pair_u
-            for v_name, val in fmt.iter_unpack(data[t:t + 8 * vlen]):
-                parts.append(f"\t'{name(v_name)}' val={val}")
-            yield "\n".join(parts)
-        elif kind == BtfKind.ENUM64:
-            parts = [f"{head} encoding={'SIGNED' if kflag else 'UNSIGNED'} "
-                     f"size={size_or_type} vlen={vlen}"]
+            # struct btf_enum64 { name_off; val_lo32; val_hi32; }: printed %lldLL or %lluULL.
             for v_name, lo, hi in u32x3.iter_unpack(data[t:t + 12 * vlen]):
                 val = (hi << 32) | lo
-                if kflag:
+                if signed:
                     if val >= 1 << 63:
                         val -= 1 << 64
-                    parts.append(f"\t'{name(v_name)}' val={val}LL")
+                    parts.append(f"\t'{names[v_name]}' val={val}LL")
                 else:
-                    parts.append(f"\t'{name(v_name)}' val={val}ULL")
+                    parts.append(f"\t'{names[v_name]}' val={val}ULL")
             yield "\n".join(parts)
-        elif kind == BtfKind.FWD:
-            yield f"{head} fwd_kind={'union' if kflag else 'struct'}"
-        elif kind == BtfKind.FUNC:
-            yield f"{head} type_id={size_or_type} linkage={linkage_name(vlen)}"
-        elif kind == BtfKind.FUNC_PROTO:
-            parts = [f"{head} ret_type_id={size_or_type} vlen={vlen}"]
-            for p_name, p_type in pair_u.iter_unpack(data[t:t + 8 * vlen]):
-                parts.append(f"\t'{name(p_name)}' type_id={p_type}")
-            yield "\n".join(parts)
-        elif kind == BtfKind.VAR:
-            linkage = u32.unpack_from(data, t)[0]
-            yield f"{head} type_id={size_or_type}, linkage={linkage_name(linkage)}"
-        elif kind == BtfKind.DATASEC:
+        elif kind == _DATASEC:
             parts = [f"{head} size={size_or_type} vlen={vlen}"]
             for v_type, v_off, v_size in u32x3.iter_unpack(data[t:t + 12 * vlen]):
                 line = f"\ttype_id={v_type} offset={v_off} size={v_size}"
-                if v_type < type_cnt:
+                if v_type < type_cnt:  # bpftool names the variable when the id is valid
                     vkind, vname = w.kind_and_name_off(v_type)
-                    line += f" ({kind_names[vkind]} '{name(vname)}')"
+                    line += f" ({kind_names[vkind]} '{names[vname]}')"
                 parts.append(line)
             yield "\n".join(parts)
-        elif kind == BtfKind.FLOAT:
+        elif kind == _FLOAT:
             yield f"{head} size={size_or_type}"
-        elif kind == BtfKind.DECL_TAG:
-            idx = i32.unpack_from(data, t)[0]
-            yield f"{head} type_id={size_or_type} component_idx={idx}"
         else:  # pragma: no cover - WireTypes rejects unknown kinds while scanning
             yield head
-        type_id += 1
 
 
 def dump_raw(btf: "Btf") -> str:
