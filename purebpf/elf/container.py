@@ -37,6 +37,23 @@ SHN_XINDEX = 0xFFFF
 _SPECIAL_SHNDX = {"SHN_UNDEF": SHN_UNDEF, "SHN_ABS": SHN_ABS, "SHN_COMMON": SHN_COMMON,
                   "SHN_XINDEX": SHN_XINDEX}
 
+#: LLVM-specific section types pyelftools does not name (llvm/BinaryFormat/ELF.h).
+_LLVM_SECTION_TYPES = {
+    0x6FFF4C00: "SHT_LLVM_ODRTAB",
+    0x6FFF4C01: "SHT_LLVM_LINKER_OPTIONS",
+    0x6FFF4C02: "SHT_LLVM_CALL_GRAPH_PROFILE",
+    0x6FFF4C03: "SHT_LLVM_ADDRSIG",
+    0x6FFF4C04: "SHT_LLVM_DEPENDENT_LIBRARIES",
+    0x6FFF4C05: "SHT_LLVM_SYMPART",
+    0x6FFF4C06: "SHT_LLVM_PART_EHDR",
+    0x6FFF4C07: "SHT_LLVM_PART_PHDR",
+    0x6FFF4C08: "SHT_LLVM_BB_ADDR_MAP_V0",
+    0x6FFF4C09: "SHT_LLVM_CALL_GRAPH_PROFILE",
+    0x6FFF4C0A: "SHT_LLVM_BB_ADDR_MAP",
+    0x6FFF4C0B: "SHT_LLVM_OFFLOADING",
+    0x6FFF4C0C: "SHT_LLVM_LTO",
+}
+
 #: Upper bound for zero-filled (NOBITS) sections we materialise: 1 GiB.
 MAX_NOBITS_SIZE = 1 << 30
 
@@ -136,7 +153,8 @@ class ElfContainer:
             infos.append(SectionInfo(
                 index=index,
                 name=str(sec.name),
-                type=sh_type if isinstance(sh_type, str) else f"SHT_{int(sh_type):#x}",
+                type=sh_type if isinstance(sh_type, str)
+                else _LLVM_SECTION_TYPES.get(int(sh_type), f"SHT_{int(sh_type):#x}"),
                 flags=int(hdr["sh_flags"]),
                 size=int(hdr["sh_size"]),
                 offset=int(hdr["sh_offset"]),

@@ -319,3 +319,79 @@ def read_legacy_maps(elf: ElfContainer) -> List[Tuple[MapSpec, MapLocation]]:
             MapLocation(section_index=info.index, offset=sym.value, size=def_size),
         ))
     return result
+
+
+def is_struct_ops_section(name: str) -> bool:
+    """``.struct_ops`` and ``.struct_ops.link`` (libbpf's STRUCT_OPS_SEC / STRUCT_OPS_LINK_SEC)."""
+    return name == ".struct_ops" or name.startswith(".struct_ops.")
+
+
+def read_struct_ops_maps(elf: ElfContainer, btf: "Optional[Btf]",
+                         symbols_by_name: Dict[Tuple[int, str], SymbolInfo],
+                         program_names: Dict[Tuple[int, int], str]
+                         ) -> List[Tuple[MapSpec, MapLocation]]:
+    """One STRUCT_OPS map per variable of a ``.struct_ops`` section.
+
+    Like libbpf's ``init_struct_ops_maps``: key_size 4, value_size the size of
+    the variable's struct type, max_entries 1, ``BPF_F_LINK`` for
+    ``.struct_ops.link``; ``value_type_id`` is the object's struct type.  The
+    function-pointer members relocated to programs become ``initial_values``
+    as ``(pointer slot within the struct, program name)``; the slot is the
+    member's byte offset divided by 8.
+    """
+    from purebpf.btf import BtfKind
+    from purebpf.uapi import MapFlags, MapType, PinType
+
+    result: List[Tuple[MapSpec, MapLocation]] = []
+    for info in elf.sections:
+        if not is_struct_ops_section(info.name) or info.type != "SHT_PROGBITS":
+            continue
+        if btf is None:
+            elf.fail("struct_ops needs BTF (.BTF section missing)", section=info.name)
+        ids = btf.find_by_name(info.name, BtfKind.DATASEC)
+        if not ids:
+            elf.fail(f"no BTF DATASEC describes section {info.name}", section=info.name)
+        flags = int(MapFlags.LINK) if info.name == ".struct_ops.link" else 0
+        located: List[Tuple[str, int, int, int, int]] = []
+        for secinfo in getattr(btf[ids[0]], "vars"):
+            var = btf[secinfo.type]
+            if var.kind != BtfKind.VAR:
+                elf.fail(f"DATASEC entry {secinfo.type} is {var.kind.name}, not VAR",
+                         section=info.name)
+            type_id = btf.skip_modifiers(int(getattr(var, "type")))
+            if btf[type_id].kind != BtfKind.STRUCT:
+                elf.fail(f"struct_ops variable {var.name!r} is not a struct", section=info.name)
+            sym = symbols_by_name.get((info.index, var.name))
+            offset = sym.value if sym is not None else secinfo.offset
+            size = btf.size_of(type_id)
+            if offset + size > info.size:
+                elf.fail(f"struct_ops variable {var.name!r} extends past the section",
+                         section=info.name, offset=offset)
+            located.append((var.name, secinfo.type, type_id, offset, size))
+        slots: Dict[str, Dict[int, str]] = {name: {} for name, *_ in located}
+        for rel_info, target in elf.relocation_sections():
+            if target.index != info.index:
+                continue
+            for rel in elf.relocations(rel_info):
+                owner = [v for v in located if v[3] <= rel.offset < v[3] + v[4]]
+                if not owner:
+                    elf.fail(f"relocation at {rel.offset:#x} is outside every struct_ops "
+                             f"variable", section=rel_info.name, offset=rel.offset)
+                name, _, _, offset, _ = owner[0]
+                sym = elf.symbol(rel.sym_index, section=rel_info.name)
+                prog = program_names.get((sym.section_index, sym.value))
+                if sym.type != "STT_FUNC" or prog is None or (rel.offset - offset) % _PTR_SIZE:
+                    elf.fail(f"struct_ops {name!r}: relocation at {rel.offset:#x} does not set "
+                             f"a function pointer to a program", section=rel_info.name,
+                             offset=rel.offset)
+                slots[name][(rel.offset - offset) // _PTR_SIZE] = prog
+        for name, var_id, type_id, offset, size in located:
+            result.append((
+                MapSpec(name=name, type=MapType.STRUCT_OPS, key_size=4, value_size=size,
+                        max_entries=1, flags=flags, pinning=PinType.NONE,
+                        value_type_id=type_id, btf_var_id=var_id,
+                        initial_values=tuple(sorted(slots[name].items())), section=info.name,
+                        section_offset=offset),
+                MapLocation(section_index=info.index, offset=offset, size=size),
+            ))
+    return result

@@ -25,7 +25,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from purebpf.elf.container import ElfContainer, foreign_errors
-from purebpf.errors import ElfError, ParseError, PurebpfError
+from purebpf.errors import ElfError, ParseError, PurebpfError, RelocationError
 from purebpf.spec import (
     ObjectSpec,
     ProgramSpec,
@@ -36,7 +36,7 @@ from purebpf.spec import (
 
 if TYPE_CHECKING:
     from purebpf.btf import Btf, BtfExt
-    from purebpf.elf.programs import FunctionCode
+    from purebpf.elf.programs import FunctionCode, FunctionIndex
 
 __all__ = ["read_object"]
 
@@ -79,11 +79,19 @@ def read_object(data: bytes, *, name: str = "<bytes>") -> ObjectSpec:
 
         functions = read_functions(elf)
     with _stage("maps", name):
-        from purebpf.elf.maps import attach_initial_values, read_btf_maps, read_legacy_maps
+        from purebpf.elf.maps import (
+            attach_initial_values,
+            read_btf_maps,
+            read_legacy_maps,
+            read_struct_ops_maps,
+        )
 
-        located = read_btf_maps(elf, btf, symbols_by_name) + read_legacy_maps(elf)
         func_names = {(f.section.index, f.offset): f.name for f in functions}
+        located = read_btf_maps(elf, btf, symbols_by_name) + read_legacy_maps(elf)
         maps = attach_initial_values(elf, located, func_names)
+        struct_ops = read_struct_ops_maps(elf, btf, symbols_by_name, func_names)
+        located += struct_ops
+        maps += [spec for spec, _ in struct_ops]
         map_targets = {(loc.section_index, loc.offset): spec.name for spec, loc in located}
         _check_unique([m.name for m in maps], "map", elf)
     with _stage("globals", name):
@@ -179,15 +187,43 @@ def _rebase(records: Any, start: int, end: int) -> Tuple[Any, ...]:
     return tuple(out)
 
 
+def _local_calls(func: "FunctionCode", relocs: Tuple[Relocation, ...],
+                 index: "FunctionIndex") -> List[str]:
+    """Callees of ``call`` instructions that carry no relocation.
+
+    A call to a static function of the same ELF section is resolved by the
+    assembler: clang emits no relocation and ``imm`` already holds the
+    pc-relative slot distance (libbpf: "no relocation ... insn->imm is
+    correct").  The callee starts at byte ``offset + (slot + imm + 1) * 8``.
+    """
+    relocated = {r.insn_index for r in relocs}
+    out: List[str] = []
+    slot = 0
+    for i, insn in enumerate(func.instructions):
+        if insn.is_pseudo_call and i not in relocated:
+            target = func.offset + (slot + insn.imm + 1) * 8
+            callee = index.starting_at(func.section.index, target)
+            if callee is None:
+                raise RelocationError(
+                    f"program {func.name!r} (section {func.section.name}), instruction {i}: "
+                    f"call to {func.section.name}+{target:#x}, which is not the start of a "
+                    f"function")
+            out.append(callee.name)
+        slot += insn.slots
+    return out
+
+
 def _assemble(elf: ElfContainer, functions: "List[FunctionCode]",
               relocs: Dict[Tuple[int, int], List[Relocation]], btf: "Optional[Btf]",
               btf_ext: "Optional[BtfExt]", license_: str, kernel_version: Optional[int]
               ) -> Tuple[List[ProgramSpec], List[ProgramSpec]]:
+    from purebpf.elf.programs import FunctionIndex
     from purebpf.elf.section_defs import classify_section
     from purebpf.uapi import ProgType
 
     programs: List[ProgramSpec] = []
     subprograms: List[ProgramSpec] = []
+    index = FunctionIndex(functions)
     for func in functions:
         sec = func.section.name
         start, end = func.offset, func.offset + func.size
@@ -214,6 +250,9 @@ def _assemble(elf: ElfContainer, functions: "List[FunctionCode]",
             if r.kind in (RelocationKind.SUBPROG_CALL, RelocationKind.FUNC_POINTER) \
                     and r.target not in calls:
                 calls.append(r.target)
+        for callee in _local_calls(func, prog_relocs, index):
+            if callee not in calls:
+                calls.append(callee)
         kind = None if func.is_subprogram else classify_section(sec)
         linkage = {"STB_GLOBAL": "global", "STB_LOCAL": "static",
                    "STB_WEAK": "weak"}.get(func.symbol.bind, func.symbol.bind)

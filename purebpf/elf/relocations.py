@@ -113,7 +113,9 @@ def _classify(elf: ElfContainer, func: FunctionCode, insn_index: int, slot: int,
 
     def make(kind: RelocationKind, target: str, offset: int = 0,
              variable: Optional[str] = None) -> Relocation:
-        return Relocation(insn_index=insn_index, slot=slot, kind=kind, symbol=sym.name,
+        # Section symbols have no name of their own: use the section's, as readelf does.
+        symbol = sym.name or (sym.section_name if sym.type == "STT_SECTION" else "")
+        return Relocation(insn_index=insn_index, slot=slot, kind=kind, symbol=symbol,
                           target=target, offset=offset, variable=variable)
 
     # Externs: undefined global or weak symbols.
@@ -124,9 +126,7 @@ def _classify(elf: ElfContainer, func: FunctionCode, insn_index: int, slot: int,
         kind = _EXTERN_KINDS[ext.kind]
         if insn.is_call and kind != RelocationKind.EXTERN_KFUNC:
             fail(f"call to extern {ext.kind} variable")
-        if insn.is_ld_imm64 and kind == RelocationKind.EXTERN_KFUNC:
-            # Address of a kfunc (libbpf RELO_EXTERN_LD64 against a function).
-            return make(kind, ext.name)
+        # An ld_imm64 of a kfunc (its address) is also EXTERN_KFUNC.
         return make(kind, ext.name)
 
     if insn.is_call:
