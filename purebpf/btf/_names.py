@@ -28,7 +28,7 @@ import itertools
 import zlib
 from array import array
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, cast
 
 from purebpf.errors import ParseError
 
@@ -112,8 +112,9 @@ class NameIndex:
                         hashes[i] = zlib.crc32(btf._raw_string(name_offs[i]))
                     except ParseError:
                         hashes[i] = 0  # a bad name: never matches (checked on lookup)
-        order = sorted(range(len(hashes)), key=hashes.__getitem__)
-        return cls(array("I", map(hashes.__getitem__, order)), array("I", order))
+        done = cast(List[int], hashes)
+        order = sorted(range(len(done)), key=done.__getitem__)
+        return cls(array("I", map(done.__getitem__, order)), array("I", order))
 
     def lookup(self, name: bytes, btf: "Btf", name_offs: "array[int]") -> List[int]:
         """Own-type indexes (0-based, ascending) whose name is exactly ``name``."""

@@ -139,6 +139,7 @@ class Btf:
     base: Optional["Btf"]
     start_id: int
     raw: bytes
+    _str_total: int
 
     def __init__(self, data: bytes, *, base: Optional["Btf"] = None, name: str = "<bytes>",
                  use_cache: bool = False) -> None:

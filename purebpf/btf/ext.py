@@ -187,11 +187,12 @@ class BtfExt:
         if hdr_len > len(data):
             raise self._error(".BTF.ext header", 4,
                               f"hdr_len {hdr_len} past the end of the data ({len(data)} bytes)")
-        fields = struct.unpack_from(self._fmt + "IIII", data, 8)
-        relo = (0, 0)
+        fi_off, fi_len, li_off, li_len = struct.unpack_from(self._fmt + "IIII", data, 8)
+        cr_off = cr_len = 0
         if hdr_len >= _FULL_HEADER:
-            relo = struct.unpack_from(self._fmt + "II", data, 24)
-        return BtfExtHeader(magic, version, flags, hdr_len, *fields, *relo)
+            cr_off, cr_len = struct.unpack_from(self._fmt + "II", data, 24)
+        return BtfExtHeader(magic, version, flags, hdr_len, fi_off, fi_len, li_off, li_len,
+                            cr_off, cr_len)
 
     def _parse_info(self, what: str, off: int, length: int, min_size: int,
                     make: Callable[[str, int, int, int], R]) -> Tuple[Dict[str, Tuple[R, ...]], int]:

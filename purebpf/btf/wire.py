@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Dict
 
-from construct import (
+from construct import (  # type: ignore[import-untyped]
     Array,
     BitsInteger,
     BitStruct,
