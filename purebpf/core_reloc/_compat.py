@@ -179,15 +179,18 @@ def types_match(local_btf: "Btf", local_id: int, targ_btf: "Btf", targ_id: int,
                 return False, f"{tdesc} has fewer members than local {ldesc}"
             for lm in lt.members:
                 matched = False
+                inner = ""
                 for tm in tt.members:
                     if not _names_match(lm.name, tm.name):
                         continue
-                    ok, _ = types_match(local_btf, lm.type, targ_btf, tm.type, behind_ptr, level - 1)
+                    ok, inner = types_match(local_btf, lm.type, targ_btf, tm.type, behind_ptr, level - 1)
                     if ok:
                         matched = True
                         break
                 if not matched:
-                    return False, f"member `{lm.name or '(anon)'}` has no matching member in {tdesc}"
+                    if inner:
+                        return False, f"member `{lm.name or '(anon)'}` of {tdesc} does not match: {inner}"
+                    return False, f"{tdesc} has no member `{lm.name or '(anon)'}`"
             return True, "all members match"
         if isinstance(lt, Int):
             if not isinstance(tt, Int):
