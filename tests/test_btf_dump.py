@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -482,6 +483,34 @@ def _small_btf() -> bytes:
     raw = b.raw()
     b.free()
     return raw
+
+
+@needs_bpftool
+def test_odd_but_loadable_btf_prints_like_bpftool(tmp_path: Path) -> None:
+    """Dangling type ids, a DATASEC entry naming void, and a name_off that points at ""."""
+    b = LibbpfBtf()
+    i = b.add_int("int", 4, 1)
+    v = b.add_var("v", 1, i)
+    b.add_datasec(".d", 8)
+    b.add_datasec_var_info(v, 0, 4)
+    b.add_datasec_var_info(0, 4, 4)       # void: bpftool prints (UNKNOWN '(anon)')
+    b.add_datasec_var_info(4, 4, 4)       # a later type
+    b.add_datasec_var_info(999, 4, 4)     # past the last id: no annotation at all
+    b.add_ptr(777)
+    raw = bytearray(b.raw())
+    b.free()
+    # Give the PTR (the last 12 bytes of the type section) a name_off that points at the
+    # NUL ending "int": an empty name that is not name_off 0, printed '' and not '(anon)'.
+    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", raw, 4)
+    strings = bytes(raw[hdr_len + str_off:hdr_len + str_off + str_len])
+    struct.pack_into("<I", raw, hdr_len + type_off + type_len - 12, strings.index(b"int\0") + 3)
+    path = tmp_path / "odd.btf"
+    path.write_bytes(raw)
+    btf = Btf.from_file(path)
+    ours = dump_raw(btf)
+    assert "(UNKNOWN '(anon)')" in ours and "[4] PTR '' type_id=777" in ours
+    assert_same_text(ours, bpftool_dump(path).stdout, "odd BTF")
+    assert_same_json(dump_json(btf), bpftool_dump(path, as_json=True).stdout, "odd BTF")
 
 
 def test_empty_btf_dumps_nothing() -> None:

@@ -1,4 +1,4 @@
-"""Raw text dump of BTF, line for line what ``bpftool btf dump file F`` prints.
+r"""Raw text dump of BTF, line for line what ``bpftool btf dump file F`` prints.
 
 The "raw" format is bpftool's default view of BTF: one line per type,
 ``[ID] KIND 'name' key=value...``, followed by one tab-indented line per
@@ -89,11 +89,6 @@ assert (_INT, _FUNC, _ENUM64) == (BtfKind.INT, BtfKind.FUNC, BtfKind.ENUM64)
 def int_encoding_name(encoding: int) -> str:
     """bpftool's name for an INT encoding nibble (``UNKN`` for combinations)."""
     return _INT_ENCODING.get(encoding, "UNKN")
-
-
-def linkage_name(linkage: int) -> str:
-    """bpftool's name for a FUNC or VAR linkage value."""
-    return _LINKAGE.get(linkage, "(unknown)")
 
 
 class _Names(Dict[int, str]):
