@@ -423,3 +423,119 @@ def test_format_matches_kernel_verifier_log(build: object) -> None:
         assert format_instruction(insn) == text, f"slot {slot}"
         compared += 1
     assert compared == len(insns)
+
+
+# ---------------------------------------------------------------------------
+# bpftool prog dump xlated: the kernel's rewritten programs, printed by
+# bpftool's copy of disasm.c with its print_imm / print_call callbacks
+# ---------------------------------------------------------------------------
+
+_XLATED_LINE = re.compile(r"^\s*(\d+): (?:\(([0-9a-f]{2})\) )?(.*)$")
+
+
+def _bpftool_predates(insn: Instruction) -> bool:
+    """Instructions newer than Debian's bpftool 7.1 printer (cpu v4 and later).
+
+    bpftool 7.1 ships the disasm.c of Linux 6.1: it prints ``BUG_..`` for
+    byte swaps and sign-extending loads and drops the ``s``/``(s8)``
+    modifiers of signed division and movsx.  The kernel verifier log test
+    above covers those forms against the running kernel's own printer.
+    """
+    cls, opx = insn.cls, insn.op
+    if insn.is_alu:
+        if opx == op.BPF_END and cls == op.BPF_ALU64:
+            return True
+        if opx in (op.BPF_DIV, op.BPF_MOD) and insn.off == 1:
+            return True
+        if opx == op.BPF_MOV and insn.off != 0:
+            return True
+    if cls == op.BPF_LDX and insn.mode == op.BPF_MEMSX:
+        return True
+    if insn.is_atomic and insn.imm in (op.BPF_LOAD_ACQ, op.BPF_STORE_REL):
+        return True
+    if insn.opcode in (op.BPF_JMP32 | op.BPF_JA, op.BPF_JMP | op.BPF_JCOND):
+        return True
+    return False
+
+
+def _bpftool_prog_ids(obj: Path, pin_dir: str) -> Optional[List[int]]:
+    load = subprocess.run(["bpftool", "prog", "loadall", str(obj), pin_dir],
+                          capture_output=True, text=True, check=False)
+    if load.returncode != 0:
+        return None
+    ids = []
+    for entry in sorted(os.listdir(pin_dir)):
+        show = subprocess.run(["bpftool", "-j", "prog", "show", "pinned", os.path.join(pin_dir, entry)],
+                              capture_output=True, text=True, check=True)
+        ids.append(int(json.loads(show.stdout)["id"]))
+    return ids
+
+
+def _compare_xlated(prog_id: int, tmp: Path) -> Tuple[int, List[str]]:
+    raw = tmp / f"xlated_{prog_id}.bin"
+    subprocess.run(["bpftool", "prog", "dump", "xlated", "id", str(prog_id), "file", str(raw)],
+                   check=True, capture_output=True)
+    text = subprocess.run(["bpftool", "prog", "dump", "xlated", "id", str(prog_id)],
+                          check=True, capture_output=True, text=True).stdout
+    theirs: Dict[int, Tuple[Optional[int], str]] = {}
+    for line in text.splitlines():
+        m = _XLATED_LINE.match(line)
+        if m:
+            theirs[int(m.group(1))] = (int(m.group(2), 16) if m.group(2) else None, m.group(3))
+    insns = decode(raw.read_bytes())
+    assert sorted(theirs) == slot_offsets(insns)
+    compared, problems = 0, []
+    for slot, insn in zip(slot_offsets(insns), insns):
+        code, their_text = theirs[slot]
+        ours = format_instruction(insn)
+        if _bpftool_predates(insn):
+            continue
+        assert code == insn.opcode, (slot, their_text)
+        if insn.is_pseudo_call:
+            # In a JITed program's xlated image the kernel keeps the callee's
+            # subprogram index in imm and the pc-relative offset in off;
+            # bpftool prints off and appends the callee's kernel symbol
+            # (call pc+49#bpf_prog_<tag>_name).  Compare the relative form.
+            ours = format_instruction(insn.with_imm(insn.off))
+            ok = their_text == ours or their_text.startswith(ours + "#")
+        elif insn.is_call:
+            # helper calls are rewritten to kernel addresses; bpftool names the
+            # kernel symbol (call htab_map_update_elem#350800): compare the imm
+            ok = their_text.rsplit("#", 1)[-1] == ours.rsplit("#", 1)[-1]
+        else:
+            ok = their_text == ours
+        if not ok:
+            problems.append(f"prog {prog_id} slot {slot}: ours {ours!r} bpftool {their_text!r}")
+        compared += 1
+    return compared, problems
+
+
+@pytest.mark.kernel
+def test_format_matches_bpftool_xlated(corpus: List[Path], tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to load BPF programs")
+    if shutil.which("bpftool") is None:
+        pytest.skip("bpftool not installed")
+    if not os.path.ismount("/sys/fs/bpf"):
+        subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=True)
+    ours_required = [p for p in corpus if p.name in ("prog_v3.bpfel.o", "prog_v4.bpfel.o")]
+    others = [p for p in fixture_objects() if ".bpfeb." not in p.name]
+    compared = 0
+    problems: List[str] = []
+    loaded_required = 0
+    for obj in ours_required + others:
+        pin_dir = f"/sys/fs/bpf/purebpf_test_{uuid.uuid4().hex[:12]}"
+        try:
+            ids = _bpftool_prog_ids(obj, pin_dir)
+            if ids is None:
+                assert obj not in ours_required, f"bpftool could not load {obj}"
+                continue
+            loaded_required += obj in ours_required
+            for prog_id in ids:
+                n, bad = _compare_xlated(prog_id, tmp_path)
+                compared += n
+                problems += [f"{obj.name}: {b}" for b in bad]
+        finally:
+            shutil.rmtree(pin_dir, ignore_errors=True)
+    assert not problems, "\n".join(problems[:40])
+    assert loaded_required == 2 and compared > 150
