@@ -198,12 +198,12 @@ def test_kernel_run_reports_this_process() -> None:
         (_, prog), = programs_of(lib, obj)
         opts = RunOpts(sz=ctypes.sizeof(RunOpts))
         assert lib.bpf_prog_test_run_opts(lib.bpf_program__fd(prog), ctypes.byref(opts)) == 0
-        out = ctypes.create_string_buffer(21 * 8 + 16)
+        out = ctypes.create_string_buffer(20 * 8 + 16)
         key = ctypes.c_uint32(0)
         assert lib.bpf_map_lookup_elem(lib.bpf_map__fd(bss), ctypes.byref(key), out) == 0
     finally:
         lib.bpf_object__close(obj)
-    vals = struct.unpack("<21Q", out.raw[:168])
+    vals = struct.unpack("<20Q", out.raw[:160])
     names = ("off_pid off_tgid off_comm off_flags off_state off_exec_start off_vruntime off_parent "
              "sz_comm sz_state has_state_old has_new_state pid tgid parent_tgid lh_matches "
              "lh_bad_matches task_size helper_id no_helper_exists").split()
@@ -212,7 +212,7 @@ def test_kernel_run_reports_this_process() -> None:
     assert got["tgid"] == os.getpid()
     assert got["parent_tgid"] == os.getppid()
     comm = Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_bytes().strip()
-    assert out.raw[168:].split(b"\0")[0] == comm
+    assert out.raw[160:].split(b"\0")[0] == comm
     # and the relocated constants the kernel ran with are purebpf's
     ours = {e.access: e.new_value for e in kernel_explanations() if e.kind == 0}
     assert got["off_pid"] == ours["struct task_struct___k::pid"]
