@@ -21,6 +21,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
+import gzip
+import os
+import re
+import shutil
+import struct
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple
@@ -37,7 +44,7 @@ from purebpf.elf.section_defs import (
     classify_section,
     find_section_def,
 )
-from purebpf.uapi import AttachType, ProgFlags, ProgType
+from purebpf.uapi import AttachType, BpfCmd, ProgFlags, ProgType
 
 A = AttachType
 P = ProgType
@@ -446,3 +453,116 @@ def test_fixture_programs_classified_like_libbpf(path: Path) -> None:
 def test_fixtures_cover_many_sections() -> None:
     sections = {s for p in _native_fixture_objects() for s, _, _ in _libbpf_programs(p)}
     assert len(sections) >= 60
+
+
+# --- the kernel accepts every (prog type, expected attach type, flags) ------
+
+#: A BTF-attached family -> (BTF kind, name) of a vmlinux target to load against.
+_BTF_TARGETS: Dict[str, Tuple[str, str]] = {
+    "tp_btf": ("TYPEDEF", "btf_trace_sched_switch"),
+    "fentry": ("FUNC", "do_unlinkat"),
+    "fexit": ("FUNC", "do_unlinkat"),
+    "fmod_ret": ("FUNC", "bpf_modify_return_test"),
+    "fentry.s": ("FUNC", "__x64_sys_getpgid"),
+    "fexit.s": ("FUNC", "__x64_sys_getpgid"),
+    "fmod_ret.s": ("FUNC", "__x64_sys_getpgid"),
+    "lsm": ("FUNC", "bpf_lsm_file_open"),
+    "lsm.s": ("FUNC", "bpf_lsm_bprm_committed_creds"),
+    "lsm_cgroup": ("FUNC", "bpf_lsm_socket_bind"),
+    "iter": ("FUNC", "bpf_iter_task"),
+    "iter.s": ("FUNC", "bpf_iter_task_file"),
+}
+
+
+#: Program types that exist only with a kernel config option.
+_CONFIG_FOR_PROG_TYPE: Dict[ProgType, str] = {
+    ProgType.LIRC_MODE2: "CONFIG_BPF_LIRC_MODE2",
+    ProgType.LWT_IN: "CONFIG_LWTUNNEL_BPF",
+    ProgType.LWT_OUT: "CONFIG_LWTUNNEL_BPF",
+    ProgType.LWT_XMIT: "CONFIG_LWTUNNEL_BPF",
+    ProgType.LWT_SEG6LOCAL: "CONFIG_IPV6_SEG6_BPF",
+    ProgType.NETFILTER: "CONFIG_NETFILTER_BPF_LINK",
+    ProgType.LSM: "CONFIG_BPF_LSM",
+}
+
+
+def _kernel_config_enabled(option: str) -> bool:
+    """Whether /proc/config.gz sets ``option`` (True when the config is unreadable)."""
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            config = f.read()
+    except OSError:
+        return True
+    return re.search(rf"^{option}=[ym]$", config, re.M) is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _vmlinux_btf_ids() -> Dict[Tuple[str, str], int]:
+    """(kind, name) -> type id in the running kernel's BTF, as bpftool lists it."""
+    bpftool = shutil.which("bpftool")
+    assert bpftool, "bpftool is the oracle for kernel BTF ids"
+    out = subprocess.run([bpftool, "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
+                         capture_output=True, text=True, check=True).stdout
+    ids: Dict[Tuple[str, str], int] = {}
+    for m in re.finditer(r"^\[(\d+)\] (FUNC|TYPEDEF) '([^']+)'", out, re.M):
+        ids.setdefault((m.group(2), m.group(3)), int(m.group(1)))
+    return ids
+
+
+def _prog_load(prog_type: int, attach_type: int, prog_flags: int, attach_btf_id: int, r0: int) -> int:
+    """BPF_PROG_LOAD of ``r0 = IMM; exit``: 0 on success (fd closed), else -errno.
+
+    ``union bpf_attr`` for BPF_PROG_LOAD (uapi): prog_type @0, insn_cnt @4,
+    insns @8, license @16, log_level @24, log_size @28, log_buf @32,
+    kern_version @40, prog_flags @44, prog_name @48, prog_ifindex @64,
+    expected_attach_type @68, ... attach_btf_id @108.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    sys_bpf = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
+    insns = struct.pack("<BBhi", 0xB7, 0, 0, r0) + struct.pack("<BBhi", 0x95, 0, 0, 0)
+    insn_buf = ctypes.create_string_buffer(insns, len(insns))
+    license_buf = ctypes.create_string_buffer(b"GPL")
+    attr = bytearray(128)
+    struct.pack_into("<IIQQ", attr, 0, prog_type, 2, ctypes.addressof(insn_buf),
+                     ctypes.addressof(license_buf))
+    struct.pack_into("<I", attr, 44, prog_flags)
+    struct.pack_into("<I", attr, 68, attach_type)
+    struct.pack_into("<I", attr, 108, attach_btf_id)
+    attr_buf = ctypes.create_string_buffer(bytes(attr), len(attr))
+    fd = libc.syscall(sys_bpf, int(BpfCmd.PROG_LOAD), attr_buf, len(attr))
+    if fd < 0:
+        return -ctypes.get_errno()
+    os.close(fd)
+    return 0
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("sec_def", [d for d in SECTION_DEFS
+                                     if d.prog_type not in (ProgType.STRUCT_OPS, ProgType.EXT)],
+                         ids=lambda d: d.pattern)
+def test_kernel_loads_each_kind(sec_def: SectionDef) -> None:
+    """The running kernel accepts the prog type / attach type / flags we derive.
+
+    struct_ops (needs a struct_ops map) and freplace (needs a target
+    program) are left to the loader tests.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root to load programs")
+    family = sec_def.pattern.rstrip("+")
+    name = family + "/x" if sec_def.pattern.endswith("+") else sec_def.pattern
+    kind = classify_section(name)
+    assert kind is not None
+    btf_id = 0
+    if kind.needs_attach_btf_id:
+        btf_id = _vmlinux_btf_ids()[_BTF_TARGETS[family]]
+    # tracing programs must return 0; some cgroup hooks must return 1
+    r0 = 0 if kind.prog_type in (ProgType.TRACING, ProgType.LSM) and family != "lsm_cgroup" else 1
+    rc = _prog_load(int(kind.prog_type), _attach_value(kind), kind.prog_flags, btf_id, r0)
+    option = _CONFIG_FOR_PROG_TYPE.get(kind.prog_type)
+    if rc != 0 and option is not None and not _kernel_config_enabled(option):
+        pytest.skip(f"kernel feature missing: {option} (program type {kind.prog_type.name})")
+    if rc == -errno.EPERM and kind.needs_attach_btf_id:
+        pytest.skip("kernel feature missing: BTF-attached (trampoline) program loads "
+                    "are refused with EPERM on this kernel")
+    assert rc == 0, f"{name}: BPF_PROG_LOAD failed: {os.strerror(-rc)}"
