@@ -70,10 +70,10 @@ def _core_note(spec: Any, relo: Any) -> str:
     btf = spec.btf
     tname = btf.type_name(relo.type_id) if btf is not None else f"type {relo.type_id}"
     try:
-        from purebpf.core_reloc import describe_access
+        from purebpf.core_reloc._spec import describe_access, parse_local_spec
 
-        expr = describe_access(btf, relo.type_id, relo.access_str, relo.kind)
-    except Exception:  # noqa: BLE001 - annotation only; a bad record is reported by `reloc`
+        expr = describe_access(parse_local_spec(btf, relo.type_id, relo.access_str, int(relo.kind)))
+    except Exception:  # noqa: BLE001 - annotation only; `purebpf reloc` reports bad records
         expr = f"{tname} [{relo.access_str}]"
     return f"CO-RE {kind}: {expr}"
 
@@ -98,7 +98,7 @@ def print_program(spec: Any, prog: Any, out: TextIO, *, relocated: Optional[Any]
     if relocated is not None:
         instructions = relocated.instructions
         for e in relocated.explanations:
-            explained[e.insn_index] = e
+            explained[e.slot] = e
 
     slot = 0
     last_line = None
@@ -107,16 +107,18 @@ def print_program(spec: Any, prog: Any, out: TextIO, *, relocated: Optional[Any]
         if source and li is not None and li.line_text and (li.line_text, li.line) != last_line:
             out.write(f"; {li.line_text.strip()}  [{li.file_name.rsplit('/', 1)[-1]}:{li.line}]\n")
             last_line = (li.line_text, li.line)
-        text = f"{slot:5d}: ({insn.opcode:02x}) {format_instruction(insn, index=slot)}"
+        text = format_instruction(insn, index=slot)
         extra = list(notes.get(index, []))
         for relo in core_by_slot.get(slot, []):
             extra.append(_core_note(spec, relo))
         e = explained.get(slot)
         if e is not None:
-            old, new = getattr(e, "old_value", None), getattr(e, "new_value", None)
-            if old is not None or new is not None:
-                extra.append(f"relocated {old} -> {new}" if not getattr(e, "poisoned", False)
-                             else "poisoned: no matching target")
+            if e.outcome == "poisoned":
+                extra.append("CO-RE poisoned: nothing matches in the target")
+            elif e.outcome == "error":
+                extra.append(f"CO-RE error: {e.error}")
+            else:
+                extra.append(f"CO-RE {e.kind_name}: {e.orig_value} -> {e.new_value}")
         if extra:
             text = text.ljust(48) + " ; " + "; ".join(extra)
         out.write(text + "\n")
