@@ -182,6 +182,8 @@ class BtfExt:
                               f"bad magic {magic:#06x} (want 0xeb9f in {self.btf.byteorder}-endian)")
         if version != 1:
             raise self._error(".BTF.ext header", 2, f"unsupported version {version}")
+        if flags != 0:
+            raise self._error(".BTF.ext header", 3, f"unsupported flags {flags:#x}")
         if hdr_len < _MIN_HEADER:
             raise self._error(".BTF.ext header", 4, f"hdr_len {hdr_len} smaller than {_MIN_HEADER}")
         if hdr_len > len(data):
