@@ -294,6 +294,18 @@ def test_fuzzed_names_match_libbpf(prefix: str, suffix: str) -> None:
 
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=40))
+def test_arbitrary_text_never_raises(name: str) -> None:
+    kind = classify_section(name)
+    if kind is not None:
+        sec_def = find_section_def(name)
+        assert sec_def is not None and sec_def.matches(name)
+        assert kind.section == name and kind.pattern == sec_def.pattern
+        assert (kind.sleepable, kind.needs_attach_btf_id, kind.prog_flags) == (
+            sec_def.sleepable, sec_def.needs_attach_btf_id, sec_def.prog_flags)
+
+
 # --- attach target, sleepable, flags: derived from the pattern text --------
 
 

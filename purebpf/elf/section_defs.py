@@ -110,6 +110,26 @@ class SectionDef:
         """The pattern without its trailing ``+`` (``"kprobe+"`` -> ``"kprobe"``)."""
         return self.pattern[:-1] if self.pattern.endswith("+") else self.pattern
 
+    @property
+    def sleepable(self) -> bool:
+        """Programs of this entry are loaded with ``BPF_F_SLEEPABLE``."""
+        return bool(self.flags & SecFlags.SLEEPABLE)
+
+    @property
+    def needs_attach_btf_id(self) -> bool:
+        """BPF_PROG_LOAD needs ``attach_btf_id`` (BTF-attached families and struct_ops)."""
+        return bool(self.flags & SecFlags.ATTACH_BTF) or self.prog_type == ProgType.STRUCT_OPS
+
+    @property
+    def prog_flags(self) -> int:
+        """The :class:`~purebpf.uapi.ProgFlags` bits libbpf adds at load time."""
+        flags = 0
+        if self.flags & SecFlags.SLEEPABLE:
+            flags |= ProgFlags.SLEEPABLE
+        if self.flags & SecFlags.XDP_FRAGS and self.prog_type == ProgType.XDP:
+            flags |= ProgFlags.XDP_HAS_FRAGS
+        return int(flags)
+
     def matches(self, name: str) -> bool:
         """Whether section ``name`` matches this entry (libbpf's ``sec_def_matches``)."""
         pattern = self.pattern
@@ -366,24 +386,16 @@ def classify_section(name: str) -> Optional[ProgramKind]:
     if sec_def is None:
         return None
     target = sec_def.attach_target(name)
-    flags = sec_def.flags
-    sleepable = bool(flags & SecFlags.SLEEPABLE)
-    prog_flags = 0
-    if sleepable:
-        prog_flags |= ProgFlags.SLEEPABLE
-    if flags & SecFlags.XDP_FRAGS and sec_def.prog_type == ProgType.XDP:
-        prog_flags |= ProgFlags.XDP_HAS_FRAGS
-    needs_btf_id = bool(flags & SecFlags.ATTACH_BTF) or sec_def.prog_type == ProgType.STRUCT_OPS
     return ProgramKind(
         section=name,
         pattern=sec_def.pattern,
         prog_type=sec_def.prog_type,
         expected_attach_type=sec_def.expected_attach_type,
         attach_target=target,
-        sleepable=sleepable,
-        needs_attach_btf_id=needs_btf_id,
+        sleepable=sec_def.sleepable,
+        needs_attach_btf_id=sec_def.needs_attach_btf_id,
         auto_attach=_can_auto_attach(sec_def.attach, target),
-        prog_flags=int(prog_flags),
-        sec_flags=flags,
+        prog_flags=sec_def.prog_flags,
+        sec_flags=sec_def.flags,
         attach_handler=sec_def.attach,
     )
