@@ -18,7 +18,7 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from purebpf.btf import Btf
 from purebpf.btf.dump_json import dump_json, json_types
-from purebpf.btf.dump_raw import KIND_NAMES, dump_raw
+from purebpf.btf.dump_raw import KIND_NAMES, dump_raw, iter_raw_lines
 from purebpf.errors import BtfError, ParseError, PurebpfError
 
 from conftest import fixture_objects
@@ -533,6 +533,14 @@ def test_truncated_type_section_is_a_btf_error() -> None:
     with pytest.raises(BtfError):
         btf = Btf.from_bytes(bytes(raw))
         dump_json(btf)
+
+
+def test_iter_raw_lines_yields_one_chunk_per_type() -> None:
+    btf = Btf.from_bytes(_small_btf())
+    chunks = list(iter_raw_lines(btf))
+    assert len(chunks) == len(btf) - 1
+    assert [c.split(" ", 1)[0] for c in chunks] == [f"[{i}]" for i in btf.ids()]
+    assert dump_raw(btf) == "\n".join(chunks) + "\n"
 
 
 def test_json_types_are_the_dump_document() -> None:
