@@ -14,6 +14,7 @@ only I/O of the CO-RE package and lives in :func:`load_target_btf`.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 from purebpf.btf.types import BtfKind, BtfType, essential_name
 
 from purebpf.core_reloc._walk import SpecError, kind_core_compat
+from purebpf.errors import PurebpfError
 
 if TYPE_CHECKING:  # pragma: no cover
     from purebpf.btf import Btf
@@ -28,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TargetBtf", "Candidate", "load_target_btf"]
 
 SYSFS_BTF = "/sys/kernel/btf"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,9 @@ class TargetBtf:
                 path = os.path.join(self._module_dir, mod)
                 try:
                     loaded.append((mod, Btf.from_file(path, base=self.main)))
-                except (OSError, ValueError, LookupError, Exception):  # noqa: BLE001
+                except PurebpfError as exc:
                     # A module whose BTF cannot be read simply offers no candidates.
-                    continue
+                    log.warning("ignoring BTF of kernel module %s: %s", mod, exc)
             self._modules = loaded
         return self._modules
 
@@ -131,18 +134,18 @@ def _search(source: str, btf: "Btf", ess: str, local_type: BtfType, *, own_only:
         return []
     ids: List[int] = []
     own = btf.ids()
-    for name in names_with_essential(btf, ess):
-        try:
+    try:
+        for name in names_with_essential(btf, ess):
             ids.extend(btf.find_by_name(name))
-        except LookupError:
-            continue
+    except PurebpfError as exc:
+        raise SpecError(f"target BTF {source}: cannot look up `{ess}`: {exc}") from exc
     out: List[Candidate] = []
     for tid in sorted(set(ids)):
         if own_only and tid not in own:
             continue
         try:
             t = btf[tid]
-        except Exception as exc:  # noqa: BLE001
+        except PurebpfError as exc:
             raise SpecError(f"target BTF {source}: type {tid} cannot be decoded: {exc}") from exc
         if kind_core_compat(t, local_type) and t.name and essential_name(t.name) == ess:
             out.append(Candidate(source, btf, tid))
