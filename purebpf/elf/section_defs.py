@@ -31,6 +31,9 @@ sleepable (``BPF_F_SLEEPABLE``), whether it handles XDP fragments
 (``BPF_F_XDP_HAS_FRAGS``) and whether it is a USDT probe.
 
 :func:`classify_section` turns one section name into a :class:`ProgramKind`.
+
+The table is libbpf 1.6's.  Entries that need constants newer than the Linux
+6.18 uapi (libbpf's ``fsession``, for ``BPF_TRACE_FSESSION``) are left out.
 """
 
 from __future__ import annotations
@@ -324,6 +327,13 @@ class ProgramKind:
         (``SLEEPABLE``, ``XDP_HAS_FRAGS``).
     ``sec_flags`` / ``attach_handler``
         the raw table flags and auto-attach routine, for loaders.
+
+    Two load-time adjustments libbpf makes are *not* decided by the name and
+    are left to the loader: a struct_ops program's expected attach type
+    becomes the index of the struct member it implements (found through the
+    ``.struct_ops`` relocations), and a USDT program (``sec_flags`` has
+    :attr:`SecFlags.USDT`) is loaded as ``BPF_TRACE_UPROBE_MULTI`` when the
+    kernel supports uprobe-multi links.
     """
 
     section: str
