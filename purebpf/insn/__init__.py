@@ -23,6 +23,8 @@ from purebpf.insn.opcodes import (
     PseudoSrc,
     Size,
     Source,
+    VALID_OPCODES,
+    is_valid_opcode,
 )
 
 __all__ = [
@@ -47,4 +49,6 @@ __all__ = [
     "AtomicOp",
     "PseudoSrc",
     "CallSrc",
+    "VALID_OPCODES",
+    "is_valid_opcode",
 ]

@@ -19,7 +19,9 @@ a pseudo source follow bpftool's ``print_imm`` (``map[id:N]``,
 sources that bpftool never shows (the kernel rewrites them before a dump) get
 readable forms of their own: ``map[idx:N]`` for ``BPF_PSEUDO_MAP_IDX`` and
 ``btf_id[N]`` for ``BPF_PSEUDO_BTF_ID``.  Encodings that the kernel would
-print as ``BUG_..`` or with a missing operator are shown as ``unknown``.
+print as ``BUG_..`` or with a missing operator, and opcodes outside the
+instruction set (:data:`~purebpf.insn.opcodes.VALID_OPCODES`), are shown as
+``unknown``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from purebpf.insn.opcodes import (
     BPF_X,
     BPF_XCHG,
     BPF_XOR,
+    VALID_OPCODES,
 )
 
 __all__ = ["format_instruction", "disassemble", "UNKNOWN"]
@@ -269,6 +272,8 @@ def _jmp(insn: Instruction, kfunc_name: Optional[KfuncNamer]) -> Optional[str]:
 
 def instruction_text(insn: Instruction, *, kfunc_name: Optional[KfuncNamer] = None) -> str:
     """The kernel's text for ``insn`` without the ``(code)`` prefix, or ``"unknown"``."""
+    if insn.opcode not in VALID_OPCODES:
+        return UNKNOWN
     cls = insn.opcode & 0x07
     text: Optional[str]
     if cls == BPF_ALU or cls == BPF_ALU64:

@@ -27,7 +27,7 @@ __all__ = [
     "Class", "Size", "Mode", "Source", "AluOp", "JmpOp", "AtomicOp",
     "PseudoSrc", "CallSrc",
     "class_of", "size_of", "mode_of", "source_of", "op_of",
-    "SIZE_BYTES", "LD_IMM64_OPCODE", "CALL_OPCODE", "EXIT_OPCODE",
+    "SIZE_BYTES", "VALID_OPCODES", "is_valid_opcode", "LD_IMM64_OPCODE", "CALL_OPCODE", "EXIT_OPCODE",
     "BPF_LD", "BPF_LDX", "BPF_ST", "BPF_STX", "BPF_ALU", "BPF_JMP", "BPF_JMP32", "BPF_ALU64",
     "BPF_W", "BPF_H", "BPF_B", "BPF_DW",
     "BPF_IMM", "BPF_ABS", "BPF_IND", "BPF_MEM", "BPF_MEMSX", "BPF_ATOMIC",
@@ -222,3 +222,49 @@ def source_of(code: int) -> int:
 def op_of(code: int) -> int:
     """``BPF_OP(code)``."""
     return code & 0xF0
+
+
+def _valid_opcodes() -> "frozenset[int]":
+    """Opcodes of the eBPF instruction set (the kernel's ``BPF_INSN_MAP`` in
+    kernel/bpf/core.c, plus the encodings the verifier prints in translated
+    programs: ``BPF_ST | BPF_NOSPEC`` and the ``gotox`` indirect jump)."""
+    codes = set()
+    alu_ops = (BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV, BPF_OR, BPF_AND, BPF_LSH, BPF_RSH,
+               BPF_MOD, BPF_XOR, BPF_MOV, BPF_ARSH)
+    for cls in (BPF_ALU, BPF_ALU64):
+        for alu in alu_ops:
+            codes.add(cls | alu | BPF_K)
+            codes.add(cls | alu | BPF_X)
+        codes.add(cls | BPF_NEG | BPF_K)
+    codes.update((BPF_ALU | BPF_END | BPF_TO_LE, BPF_ALU | BPF_END | BPF_TO_BE,
+                  BPF_ALU64 | BPF_END | BPF_TO_LE))
+    jmp_ops = (BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE,
+               BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE)
+    for cls in (BPF_JMP, BPF_JMP32):
+        for jmp in jmp_ops:
+            codes.add(cls | jmp | BPF_K)
+            codes.add(cls | jmp | BPF_X)
+    codes.update((BPF_JMP | BPF_JA, BPF_JMP32 | BPF_JA, BPF_JMP | BPF_JA | BPF_X,
+                  CALL_OPCODE, EXIT_OPCODE, BPF_JMP | BPF_JCOND))
+    codes.add(LD_IMM64_OPCODE)
+    for size in (BPF_W, BPF_H, BPF_B):
+        codes.update((BPF_LD | BPF_ABS | size, BPF_LD | BPF_IND | size,
+                      BPF_LDX | BPF_MEMSX | size))
+    for size in (BPF_W, BPF_H, BPF_B, BPF_DW):
+        codes.update((BPF_LDX | BPF_MEM | size, BPF_ST | BPF_MEM | size,
+                      BPF_STX | BPF_MEM | size, BPF_STX | BPF_ATOMIC | size))
+    codes.add(BPF_ST | 0xC0)  # BPF_NOSPEC, verifier-internal
+    return frozenset(codes)
+
+
+#: Every opcode byte that is an eBPF instruction (see :func:`is_valid_opcode`).
+VALID_OPCODES = _valid_opcodes()
+
+
+def is_valid_opcode(code: int) -> bool:
+    """True when ``code`` is an opcode of the eBPF instruction set.
+
+    This is a check of the opcode byte only; whether the other fields fit
+    (an atomic's ``imm``, a byte swap's width) is the verifier's business.
+    """
+    return code in VALID_OPCODES
