@@ -578,3 +578,11 @@ def test_kernel_loads_each_kind(sec_def: SectionDef) -> None:
         pytest.skip("kernel feature missing: BTF-attached (trampoline) program loads "
                     "are refused with EPERM on this kernel")
     assert rc == 0, f"{name}: BPF_PROG_LOAD failed: {os.strerror(-rc)}"
+
+
+def test_no_name_matches_two_entries() -> None:
+    """First-match-wins never has to break a tie with today's table."""
+    for sec_def in SECTION_DEFS:
+        for name in (sec_def.prefix, sec_def.prefix + "/x", sec_def.prefix + "/a/b:c"):
+            matching = [d.pattern for d in SECTION_DEFS if d.matches(name)]
+            assert len(matching) <= 1, (name, matching)

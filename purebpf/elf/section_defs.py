@@ -18,8 +18,9 @@ Each table entry is a *pattern* with one of three shapes:
 ``"type/"``
     the name must start with ``type/`` (an ``EXTRA`` is required).
 
-The table is scanned in order and the first match wins, which is why, for
-example, ``"xdp.frags/devmap"`` precedes ``"xdp.frags"``.  libbpf 1.0
+The table is scanned in order and the first match wins (with today's
+entries no name matches two of them, but the order is kept as libbpf's so
+the rule stays true if entries are added).  libbpf 1.0
 removed the old "sloppy" prefix matching (``SEC("kprobe_foo")``,
 ``SEC("socket123")`` and friends used to match by bare prefix); modern
 libbpf, and purebpf, reject those names.
