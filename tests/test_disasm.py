@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from purebpf.insn import Instruction, decode, disassemble, encode, format_instruction, slot_offsets
 from purebpf.insn import opcodes as op
@@ -604,3 +606,47 @@ def test_valid_opcodes_match_kernel() -> None:
     if op.BPF_JMP | op.BPF_JA | op.BPF_X in kernel_known:
         newer = set()
     assert ours - internal - newer == kernel_known
+
+
+@pytest.mark.kernel
+def test_kfunc_call_names_match_kernel_verifier_log() -> None:
+    """kfunc calls: with a BTF-id -> name callback we print what the verifier prints."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to load BPF programs")
+    if shutil.which("bpftool") is None:
+        pytest.skip("bpftool not installed")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("kernel feature missing: /sys/kernel/btf/vmlinux")
+    dump = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"],
+                          capture_output=True, text=True, check=True).stdout
+    funcs = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\[(\d+)\] FUNC '(\w+)'", dump, re.M)}
+    by_name = {name: num for num, name in funcs.items()}
+    if "bpf_rcu_read_lock" not in by_name:
+        pytest.skip("kernel feature missing: bpf_rcu_read_lock kfunc")
+    insns = [
+        Instruction(op.CALL_OPCODE, src=op.BPF_PSEUDO_KFUNC_CALL, imm=by_name["bpf_rcu_read_lock"]),
+        Instruction(op.CALL_OPCODE, src=op.BPF_PSEUDO_KFUNC_CALL, imm=by_name["bpf_rcu_read_unlock"]),
+        Instruction(op.BPF_ALU64 | op.BPF_MOV),
+        Instruction(op.EXIT_OPCODE),
+    ]
+    err, log = _kernel_log(insns)
+    assert err == 0, log[-2000:]
+    printed = _log_instructions(log)
+    for slot, insn in enumerate(insns):
+        assert format_instruction(insn, kfunc_name=funcs.get) == printed[slot][1]
+    # without a name source the kernel's fallback word is used
+    assert format_instruction(insns[0]) == f"call kernel-function#{insns[0].imm}"
+
+
+@settings(max_examples=500)
+@given(st.integers(0, 255), st.integers(0, 15), st.integers(0, 15),
+       st.integers(-0x8000, 0x7FFF), st.integers(-(1 << 31), (1 << 32) - 1), st.integers(0, (1 << 64) - 1))
+def test_formatter_total_on_any_fields(code: int, dst: int, src: int, off: int, imm: int, wide: int) -> None:
+    """Any field values format to one line; unknown exactly for opcodes outside the ISA."""
+    insn = Instruction(code, dst, src, off, wide if code == op.LD_IMM64_OPCODE else imm)
+    text = format_instruction(insn)
+    assert text and "\n" not in text and "None" not in text
+    if not op.is_valid_opcode(code):
+        assert text == "unknown"
+    line = disassemble([insn])[0]
+    assert line == f"   0: ({code:02x}) {text}"
