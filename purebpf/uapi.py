@@ -36,8 +36,19 @@ __all__ = [
     "QueryFlags",
     "TestRunFlags",
     "StatsType",
+    "PerfEventType",
+    "KprobeMultiFlags",
+    "UprobeMultiFlags",
+    "NetfilterFlags",
     "PinType",
+    "OBJ_NAME_LEN",
+    "TAG_SIZE",
 ]
+
+#: ``BPF_OBJ_NAME_LEN``: size of ``map_name`` / ``prog_name`` (with the NUL).
+OBJ_NAME_LEN = 16
+#: ``BPF_TAG_SIZE``: size of a program's tag in ``bpf_prog_info``.
+TAG_SIZE = 8
 
 
 class BpfCmd(enum.IntEnum):
@@ -334,6 +345,36 @@ class StatsType(enum.IntEnum):
     """``enum bpf_stats_type`` for BPF_ENABLE_STATS."""
 
     RUN_TIME = 0
+
+
+class PerfEventType(enum.IntEnum):
+    """``enum bpf_perf_event_type``: ``bpf_link_info.perf_event.type`` of a perf-event link."""
+
+    UNSPEC = 0
+    UPROBE = 1
+    URETPROBE = 2
+    KPROBE = 3
+    KRETPROBE = 4
+    TRACEPOINT = 5
+    EVENT = 6
+
+
+class KprobeMultiFlags(enum.IntFlag):
+    """``link_create.kprobe_multi.flags``: ``BPF_F_KPROBE_MULTI_RETURN``."""
+
+    RETURN = 1 << 0
+
+
+class UprobeMultiFlags(enum.IntFlag):
+    """``link_create.uprobe_multi.flags``: ``BPF_F_UPROBE_MULTI_RETURN``."""
+
+    RETURN = 1 << 0
+
+
+class NetfilterFlags(enum.IntFlag):
+    """``link_create.netfilter.flags``: ``BPF_F_NETFILTER_IP_DEFRAG``."""
+
+    IP_DEFRAG = 1 << 0
 
 
 class PinType(enum.IntEnum):

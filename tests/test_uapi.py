@@ -59,6 +59,10 @@ KERNEL_ENUMS: Tuple[Tuple[Type[enum.Enum], str], ...] = (
     (QueryFlags, "BPF_F_QUERY_"),
     (_TestRunFlags, "BPF_F_TEST_"),
     (StatsType, "BPF_STATS_"),
+    (uapi.PerfEventType, "BPF_PERF_EVENT_"),
+    (uapi.KprobeMultiFlags, "BPF_F_KPROBE_MULTI_"),
+    (uapi.UprobeMultiFlags, "BPF_F_UPROBE_MULTI_"),
+    (uapi.NetfilterFlags, "BPF_F_NETFILTER_"),
 )
 
 #: uapi names added after Linux 6.1 (Debian 12's linux-libc-dev); an older
@@ -84,6 +88,11 @@ NEWER_THAN_LIBC_HEADERS: Set[str] = {
     "BPF_F_PATH_FD", "BPF_F_VTYPE_BTF_OBJ_FD", "BPF_F_TOKEN_FD", "BPF_F_SEGV_ON_FAULT",
     "BPF_F_NO_USER_CONV", "BPF_F_XDP_DEV_BOUND_ONLY", "BPF_F_TEST_REG_INVARIANTS",
     "BPF_F_BEFORE", "BPF_F_AFTER", "BPF_F_ID", "BPF_F_LINK",
+    "BPF_F_UPROBE_MULTI_RETURN", "BPF_F_NETFILTER_IP_DEFRAG",
+    # enum bpf_perf_event_type
+    "BPF_PERF_EVENT_UNSPEC", "BPF_PERF_EVENT_UPROBE", "BPF_PERF_EVENT_URETPROBE",
+    "BPF_PERF_EVENT_KPROBE", "BPF_PERF_EVENT_KRETPROBE", "BPF_PERF_EVENT_TRACEPOINT",
+    "BPF_PERF_EVENT_EVENT",
 }
 
 
@@ -93,6 +102,7 @@ def _c_names() -> List[Tuple[str, int]]:
     for cls, prefix in KERNEL_ENUMS:
         for name, member in cls.__members__.items():
             pairs.append((prefix + name, int(member.value)))
+    pairs += [("BPF_OBJ_NAME_LEN", uapi.OBJ_NAME_LEN), ("BPF_TAG_SIZE", uapi.TAG_SIZE)]
     return pairs
 
 
@@ -164,6 +174,7 @@ BTF_ENUMS: Tuple[Tuple[str, Type[enum.Enum], str], ...] = (
     ("bpf_prog_type", ProgType, "BPF_PROG_TYPE_"),
     ("bpf_attach_type", AttachType, "BPF_"),
     ("bpf_link_type", LinkType, "BPF_LINK_TYPE_"),
+    ("bpf_perf_event_type", uapi.PerfEventType, "BPF_PERF_EVENT_"),
 )
 
 
