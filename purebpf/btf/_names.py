@@ -28,7 +28,7 @@ import itertools
 import zlib
 from array import array
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Dict, List, Optional, cast
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, cast
 
 from purebpf.errors import ParseError
 
@@ -54,15 +54,16 @@ def _string_offsets(btf: "Btf", name: bytes) -> List[int]:
     return found
 
 
-def scan_lookup(btf: "Btf", name: bytes, column: bytes) -> List[int]:
+def scan_lookup(btf: "Btf", name: bytes, column: bytes, used: Set[int]) -> List[int]:
     """Own-type indexes (0-based, ascending) named ``name``, found by scanning.
 
-    ``column`` is the ``name_off`` column as host-order bytes (4 per type).
+    ``column`` is the ``name_off`` column as host-order bytes (4 per type) and
+    ``used`` the set of its values: short names ("file", "page") also end many
+    longer strings, and the set drops those offsets before any column scan.
     """
     found: List[int] = []
     if not name:
         # The empty name: every type whose name_off points at a NUL byte.
-        raw = btf.raw
         for i, off in enumerate(array("I", column)):
             try:
                 if btf._raw_string(off) == b"":
@@ -71,6 +72,8 @@ def scan_lookup(btf: "Btf", name: bytes, column: bytes) -> List[int]:
                 pass
         return found
     for off in _string_offsets(btf, name):
+        if off not in used:
+            continue
         pattern = array("I", (off,)).tobytes()
         p = column.find(pattern)
         while p >= 0:

@@ -34,7 +34,7 @@ import struct
 import sys
 from array import array
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Set, Union
 
 from purebpf.btf import _offsets
 from purebpf.btf.types import (
@@ -160,6 +160,7 @@ class Btf:
         self._name_offs: Optional["array[int]"] = None
         self._name_index: Optional["NameIndex"] = None
         self._name_bytes: Optional[bytes] = None
+        self._name_set: Set[int] = set()
         self._scans = 0
         self._align_memo: Dict[int, int] = {}
         offsets: Optional["array[int]"] = None
@@ -522,7 +523,8 @@ class Btf:
             self._scans += 1
             if self._name_bytes is None:
                 self._name_bytes = self._name_column().tobytes()
-            own_indexes = scan_lookup(self, wanted, self._name_bytes)
+                self._name_set = set(self._name_column())
+            own_indexes = scan_lookup(self, wanted, self._name_bytes, self._name_set)
         start = self.start_id
         own = [start + i for i in own_indexes]
         if kind is not None:

@@ -12,7 +12,8 @@ only on the BTF bytes, so they can be kept on disk and reloaded with a few
 * Writes are atomic (temporary file + ``os.replace``).  Reads are verified
   (magic, key, lengths, CRC-32 of the payload).  A cache that cannot be
   written, or a file that fails verification, is silently ignored: the cache
-  only ever saves time, it never changes a result.
+  only ever saves time, it never changes a result.  (No logging either:
+  importing :mod:`logging` would cost more than the cache saves.)
 
 File layout (host byte order)::
 
@@ -27,11 +28,9 @@ File layout (host byte order)::
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import struct
 import sys
-import tempfile
 import zlib
 from array import array
 from typing import TYPE_CHECKING, Optional, Tuple
@@ -40,8 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from purebpf.btf._names import NameIndex
 
 __all__ = ["FORMAT_VERSION", "enabled", "cache_dir", "key_for", "load", "store", "path_for"]
-
-log = logging.getLogger(__name__)
 
 #: Bump when the layout or the meaning of the stored arrays changes.
 FORMAT_VERSION = 1
@@ -93,8 +90,7 @@ def load(key: bytes, *, type_len: int
     payload = memoryview(blob)[_HEAD.size:]
     if (magic != _MAGIC or stored_key != key or stored_type_len != type_len
             or len(payload) != 16 * count or zlib.crc32(payload) != crc):
-        log.debug("ignoring stale or corrupt BTF index cache %s", path_for(key))
-        return None
+        return None  # stale or corrupt: recomputed (and rewritten) by the caller
     columns = []
     for i in range(4):
         column = array("I")
@@ -108,7 +104,9 @@ def load(key: bytes, *, type_len: int
 
 def store(key: bytes, offsets: "array[int]", name_offs: "array[int]", index: "NameIndex",
           *, type_len: int) -> None:
-    """Write the cache file atomically; any OSError is logged and ignored."""
+    """Write the cache file atomically; any OSError is ignored (the cache is optional)."""
+    import tempfile  # only needed on the (rare) write path
+
     payload = b"".join(a.tobytes() for a in (offsets, name_offs, index.hashes, index.indexes))
     head = _HEAD.pack(_MAGIC, key, len(offsets), type_len, zlib.crc32(payload))
     directory = cache_dir()
@@ -121,8 +119,8 @@ def store(key: bytes, offsets: "array[int]", name_offs: "array[int]", index: "Na
             f.write(payload)
         os.replace(tmp, path_for(key))
         tmp = None
-    except OSError as exc:
-        log.debug("cannot write BTF index cache in %s: %s", directory, exc)
+    except OSError:
+        pass  # read-only home, full disk...: run without a cache
     finally:
         if tmp is not None:
             try:
