@@ -586,3 +586,28 @@ def test_no_name_matches_two_entries() -> None:
         for name in (sec_def.prefix, sec_def.prefix + "/x", sec_def.prefix + "/a/b:c"):
             matching = [d.pattern for d in SECTION_DEFS if d.matches(name)]
             assert len(matching) <= 1, (name, matching)
+
+
+@pytest.mark.parametrize("pattern,name,matches,target", [
+    # "type/": an EXTRA is required after the slash
+    ("type/", "type/x", True, "x"),
+    ("type/", "type/", True, ""),
+    ("type/", "type", False, None),
+    ("type/", "typex", False, None),
+    # "type+": exactly "type", or "type/EXTRA"
+    ("type+", "type", True, None),
+    ("type+", "type/a/b", True, "a/b"),
+    ("type+", "type/", True, ""),
+    ("type+", "typex", False, None),
+    ("type+", "typ", False, None),
+    # exact
+    ("type", "type", True, None),
+    ("type", "type/x", False, None),
+    ("type", "typ", False, None),
+])
+def test_pattern_shapes(pattern: str, name: str, matches: bool, target: Optional[str]) -> None:
+    """libbpf's sec_def_matches() rules for the three pattern shapes."""
+    sec_def = SectionDef(pattern, ProgType.KPROBE, None)
+    assert sec_def.matches(name) == matches
+    if matches:
+        assert sec_def.attach_target(name) == target
