@@ -650,3 +650,44 @@ def test_formatter_total_on_any_fields(code: int, dst: int, src: int, off: int, 
         assert text == "unknown"
     line = disassemble([insn])[0]
     assert line == f"   0: ({code:02x}) {text}"
+
+
+def test_jump_targets_match_llvm_objdump(corpus: List[Path]) -> None:
+    """slot + 1 + jump_offset() is the branch target llvm-objdump resolves (<sym+0xNN>)."""
+    checked = 0
+    for path in all_objects(corpus):
+        out = subprocess.run([OBJDUMP, "-d", "--mcpu=v4", "--no-show-raw-insn", str(path)],
+                             capture_output=True, text=True, check=True).stdout
+        symbols: Dict[Tuple[str, str], int] = {}
+        targets: Dict[Tuple[str, int], Tuple[str, int]] = {}
+        section = ""
+        for line in out.splitlines():
+            m = re.match(r"Disassembly of section (.*):$", line)
+            if m:
+                section = m.group(1)
+            m = re.match(r"^([0-9a-f]{16}) <(.+)>:$", line)
+            if m:
+                symbols[(section, m.group(2))] = int(m.group(1), 16)
+            m = re.match(r"\s*(\d+):\t.*(?:goto|gotol|may_goto) [+-]0x[0-9a-f]+ <(.+)\+0x([0-9a-f]+)>$", line)
+            if m:
+                targets[(section, int(m.group(1)))] = (m.group(2), int(m.group(3), 16))
+        for name, data, byteorder in code_sections(path):
+            insns = decode(data, byteorder)
+            for slot, insn in zip(slot_offsets(insns), insns):
+                if (name, slot) not in targets:
+                    continue
+                sym, off = targets[(name, slot)]
+                jump = insn.jump_offset()
+                assert jump is not None, insn
+                # llvm-objdump prints targets before the section start modulo 2**64
+                addr = (symbols[(name, sym)] + off) & ((1 << 64) - 1)
+                if addr >= 1 << 63:
+                    addr -= 1 << 64
+                assert addr // 8 == slot + 1 + jump, (path.name, name, slot)
+                checked += 1
+    assert checked > 100
+
+
+def test_str_is_the_kernel_syntax() -> None:
+    insn = Instruction(op.BPF_LDX | op.BPF_MEM | op.BPF_W, 1, 2, 8)
+    assert str(insn) == format_instruction(insn)

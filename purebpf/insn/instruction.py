@@ -41,6 +41,7 @@ from purebpf.insn.opcodes import (
     BPF_MEM,
     BPF_MEMSX,
     BPF_PSEUDO_CALL,
+    BPF_PSEUDO_FUNC,
     BPF_PSEUDO_KFUNC_CALL,
     BPF_ST,
     BPF_STX,
@@ -73,6 +74,12 @@ class Instruction:
     off: int = 0
     imm: int = 0
     second_slot: int = dataclasses.field(default=0, repr=False)
+
+    def __str__(self) -> str:
+        """The instruction in the kernel verifier's syntax, e.g. ``r1 = *(u32 *)(r2 +8)``."""
+        from purebpf.insn.disasm import format_instruction  # disasm imports this module
+
+        return format_instruction(self)
 
     # -- opcode fields ---------------------------------------------------
     @property
@@ -192,7 +199,7 @@ class Instruction:
             return self.off
         if self.is_pseudo_call:
             return self.imm
-        if self.opcode == LD_IMM64_OPCODE and self.src == 4:
+        if self.opcode == LD_IMM64_OPCODE and self.src == BPF_PSEUDO_FUNC:
             lo = self.imm & 0xFFFFFFFF
             return lo - (1 << 32) if lo & 0x80000000 else lo
         return None
