@@ -611,3 +611,12 @@ def test_pattern_shapes(pattern: str, name: str, matches: bool, target: Optional
     assert sec_def.matches(name) == matches
     if matches:
         assert sec_def.attach_target(name) == target
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_FRAGMENTS), st.text(alphabet="/._:+sa", max_size=10))
+def test_indexed_lookup_equals_in_order_scan(prefix: str, suffix: str) -> None:
+    """find_section_def's dict lookup agrees with a plain first-match scan."""
+    name = prefix + suffix
+    scanned = next((d for d in SECTION_DEFS if d.matches(name)), None)
+    assert find_section_def(name) is scanned

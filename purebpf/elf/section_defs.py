@@ -40,6 +40,7 @@ The table is libbpf 1.6's.  Entries that need constants newer than the Linux
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -114,17 +115,17 @@ class SectionDef:
         """The pattern without its trailing ``+`` (``"kprobe+"`` -> ``"kprobe"``)."""
         return self.pattern[:-1] if self.pattern.endswith("+") else self.pattern
 
-    @property
+    @functools.cached_property
     def sleepable(self) -> bool:
         """Programs of this entry are loaded with ``BPF_F_SLEEPABLE``."""
         return bool(self.flags & SecFlags.SLEEPABLE)
 
-    @property
+    @functools.cached_property
     def needs_attach_btf_id(self) -> bool:
         """BPF_PROG_LOAD needs ``attach_btf_id`` (BTF-attached families and struct_ops)."""
         return bool(self.flags & SecFlags.ATTACH_BTF) or self.prog_type == ProgType.STRUCT_OPS
 
-    @property
+    @functools.cached_property
     def prog_flags(self) -> int:
         """The :class:`~purebpf.uapi.ProgFlags` bits libbpf adds at load time."""
         flags = 0
@@ -276,27 +277,34 @@ SECTION_DEFS: Tuple[SectionDef, ...] = (
     _d("netfilter", _P.NETFILTER, _A.NETFILTER),
 )
 
-# Exact-name entries are found with one dict lookup; "+"/"/" entries are
-# scanned in table order, and only those *before* the exact hit can win, which
-# keeps libbpf's first-match-wins rule.
-_FIRST_EXACT: Dict[str, int] = {}
-for _i, _def in enumerate(SECTION_DEFS):
-    if not _def.pattern.endswith(("+", "/")):
-        _FIRST_EXACT.setdefault(_def.pattern, _i)
-_PATTERNED: Tuple[Tuple[int, SectionDef], ...] = tuple(
-    (i, d) for i, d in enumerate(SECTION_DEFS) if d.pattern.endswith(("+", "/"))
-)
+# Lookup indexes: pattern text -> position of its first entry in SECTION_DEFS.
+# A name can only match an exact entry equal to it, a "+" entry whose prefix
+# is the name itself or the name up to one of its "/", or a "/" entry equal
+# to the name up to and including one of its "/".  Looking those few
+# candidates up and keeping the lowest table position gives the same answer
+# as libbpf's in-order scan, without testing every entry.
+_EXACT: Dict[str, int] = {}
+_PLUS: Dict[str, int] = {}
+_SLASH: Dict[str, int] = {}
+for _index, _entry in enumerate(SECTION_DEFS):
+    if _entry.pattern.endswith("+"):
+        _PLUS.setdefault(_entry.pattern[:-1], _index)
+    elif _entry.pattern.endswith("/"):
+        _SLASH.setdefault(_entry.pattern, _index)
+    else:
+        _EXACT.setdefault(_entry.pattern, _index)
 
 
 def find_section_def(name: str) -> Optional[SectionDef]:
     """The first :data:`SECTION_DEFS` entry that matches ``name`` (libbpf's ``find_sec_def``)."""
-    best = _FIRST_EXACT.get(name)
-    for index, sec_def in _PATTERNED:
-        if best is not None and index > best:
-            break
-        if sec_def.matches(name):
-            return sec_def
-    return SECTION_DEFS[best] if best is not None else None
+    candidates = [_EXACT.get(name), _PLUS.get(name)]
+    slash = name.find("/")
+    while slash != -1:
+        candidates.append(_PLUS.get(name[:slash]))
+        candidates.append(_SLASH.get(name[:slash + 1]))
+        slash = name.find("/", slash + 1)
+    found = [i for i in candidates if i is not None]
+    return SECTION_DEFS[min(found)] if found else None
 
 
 @dataclass(frozen=True)
