@@ -43,6 +43,7 @@ two agree.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from array import array
@@ -105,6 +106,10 @@ _REF_KINDS = frozenset({_PTR, _TYPEDEF, _VOLATILE, _CONST, _RESTRICT, _FUNC, _VA
                         _DECL_TAG, _TYPE_TAG})
 #: libbpf's ``btf_is_mod()``: qualifiers that may be dropped from a declaration.
 _MOD_KINDS = frozenset({_VOLATILE, _CONST, _RESTRICT, _TYPE_TAG})
+#: Kinds with nothing to declare in C (functions, variables, sections, tags).
+_NO_DECL_KINDS = frozenset({_FUNC, _VAR, _DATASEC, _DECL_TAG})
+#: Every kind this dumper knows.
+_KNOWN_KINDS = frozenset(range(_INT, _ENUM64 + 1))
 #: Kinds that end a declaration chain (the "base" of a C declaration).
 _TERMINAL_KINDS = frozenset({_INT, _ENUM, _ENUM64, _FWD, _STRUCT, _UNION, _TYPEDEF, _FLOAT})
 #: Kinds that a declaration chain passes through to ``.type``.
@@ -146,6 +151,13 @@ EnumVal = Tuple[str, int, bool]         # name, value as printed, upper 32 bits 
 Param = Tuple[str, int]                 # name, type id
 
 
+class _SameKey(Dict[Any, str]):
+    """A mapping that returns every key as its own value (names that are already strings)."""
+
+    def __missing__(self, key: Any) -> str:
+        return str(key)
+
+
 class _Tables:
     """Every type of a BTF (base types included) as parallel lists indexed by type id.
 
@@ -155,11 +167,13 @@ class _Tables:
       decl_tag/type_tag, element of an array, return type of a func_proto);
     * ``size[id]``: byte size of int/struct/union/enum/float/datasec; ``nelems`` of an array;
     * ``kflag[id]``: the ``kind_flag`` bit (union for FWD, signed for enums);
-    * ``extra[id]``: members (struct/union), values (enum), params (func_proto),
-      index type (array, as an int), section variable types (datasec), else None.
+    * ``extra[id]``: for a struct/union the member columns ``(names, types,
+      bit_offsets, bitfield_sizes)``; for a func_proto ``(name keys, types)`` of
+      its parameters (``strings[key]`` is the name); for an enum a list of ``(name, value, upper 32 bits set)``;
+      the index type of an array; the variable type ids of a datasec; else None.
     """
 
-    __slots__ = ("kind", "name", "ref", "size", "kflag", "extra", "ptr_size", "file")
+    __slots__ = ("kind", "name", "ref", "size", "kflag", "extra", "ptr_size", "file", "strings")
 
     def __init__(self, file: str) -> None:
         self.file = file
@@ -170,6 +184,9 @@ class _Tables:
         self.kflag: List[bool] = [False]
         self.extra: List[Any] = [None]
         self.ptr_size = 0
+        #: Resolves the parameter-name keys kept in func_proto ``extra`` (name
+        #: offsets on the wire path, the names themselves on the model path).
+        self.strings: Dict[Any, str] = _SameKey()
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -186,94 +203,147 @@ class _Tables:
 
 def _tables_from_wire(btf: "Btf") -> _Tables:
     """Build :class:`_Tables` from the BTF bytes (fast path; split BTF included)."""
-    from purebpf.btf.dump_raw import WireTypes
+    parts = []
+    part: Any = btf
+    while part is not None:
+        parts.append(part)
+        part = part.base
+    parts.reverse()  # base first: ids and string offsets continue from it
+    tab = _Tables(btf.name)
+    strings: Optional[_StringTable] = None
+    str_start = 0
+    for part in parts:
+        strings = _StringTable(part, str_start, strings)
+        str_start += part.header.str_len
+        _decode_part(part, tab, strings)
+    assert strings is not None
+    tab.strings = strings
+    tab.finish()
+    return tab
 
-    wire = WireTypes(btf)
-    chain = []
-    w: Optional[WireTypes] = wire
-    while w is not None:
-        chain.append(w)
-        w = w.base
-    tables = _Tables(btf.name)
-    for part in reversed(chain):
-        _decode_wire(part, tables)
-    tables.finish()
-    return tables
+
+class _StringTable(Dict[int, str]):
+    """Name offset -> name for one BTF (and, through ``base``, its base BTF).
+
+    Every string of the section is decoded in one pass; an offset pointing
+    into the middle of a string (legal, if unusual) is decoded on first use.
+    Bytes that are not UTF-8 are kept with ``surrogateescape``, so encoding
+    the dump with that handler gives back exactly the bytes bpftool prints.
+    """
+
+    def __init__(self, btf: Any, start: int, base: Optional["_StringTable"]) -> None:
+        super().__init__()
+        hdr = btf.header
+        begin = hdr.hdr_len + hdr.str_off
+        self.file = btf.name
+        self.start = start
+        self.base = base
+        self.data = bytes(btf.raw[begin:begin + hdr.str_len])
+        off = start
+        for piece in self.data.split(b"\0"):
+            self[off] = piece.decode("utf-8", "surrogateescape")
+            off += len(piece) + 1
+        self[0] = ""
+
+    def __missing__(self, off: int) -> str:
+        if off < self.start and self.base is not None:
+            return self.base[off]
+        local = off - self.start
+        end = self.data.find(b"\0", max(local, 0))
+        if local < 0 or end < 0:
+            raise BtfError(f"name offset {off} is past the end of the strings or unterminated",
+                           file=self.file, section="strings", offset=max(local, 0))
+        text = self.data[local:end].decode("utf-8", "surrogateescape")
+        self[off] = text
+        return text
 
 
-def _decode_wire(wire: Any, tab: _Tables) -> None:
-    """Append the types of one BTF (not its base) to ``tab``."""
+#: Kinds whose ``size_or_type`` word is a type id (FUNC_PROTO: the return type).
+_TYPE_WORD_KINDS = _REF_KINDS | {_FUNC_PROTO}
+#: Kinds whose ``size_or_type`` word is a byte size.
+_SIZE_WORD_KINDS = frozenset({_INT, _STRUCT, _UNION, _ENUM, _ENUM64, _FLOAT, _DATASEC})
+#: Kinds with a trailer the dumper needs.
+_TRAILER_KINDS = frozenset({_STRUCT, _UNION, _ENUM, _ENUM64, _ARRAY, _FUNC_PROTO, _DATASEC})
+
+
+def _decode_part(btf: Any, tab: _Tables, strings: _StringTable) -> None:
+    """Append the types one BTF owns (not its base's) to ``tab``."""
+    from purebpf.btf._offsets import type_offsets
+
+    hdr = btf.header
+    start = hdr.hdr_len + hdr.type_off
     words = array("I")
     if words.itemsize != 4:  # pragma: no cover - every CPython platform has a 4-byte "I"
         raise BtfError("array('I') is not 32-bit on this platform", file=tab.file)
-    words.frombytes(wire.data)
-    if (wire.endian == "<") != (sys.byteorder == "little"):
+    try:
+        words.frombytes(bytes(btf.raw[start:start + hdr.type_len]))
+    except ValueError as exc:
+        raise BtfError("type section length is not a multiple of 4", file=tab.file,
+                       section="types", offset=0) from exc
+    if btf.byteorder != sys.byteorder:
         words.byteswap()
     wl = words.tolist()
-    string = wire.string
-    kinds, names, refs, sizes, kflags, extras = (tab.kind, tab.name, tab.ref, tab.size,
-                                                 tab.kflag, tab.extra)
-    for off in wire.offsets:
-        i = off >> 2
-        info = wl[i + 1]
-        kind = (info >> 24) & 0x1F
+    # The reader already knows where each type starts; recompute only if it does not say.
+    offs: Sequence[int] = getattr(btf, "_offsets", None) or ()
+    if len(offs) != len(btf) - btf.start_id:
+        offs = type_offsets(wl, file=tab.file, base_offset=start, first_id=btf.start_id)
+    offs = list(offs)
+    string = strings.__getitem__
+    infos = [wl[o + 1] for o in offs]
+    kinds = [(x >> 24) & 0x1F for x in infos]
+    sts = [wl[o + 2] for o in offs]
+    first = len(tab.kind)
+    tab.kind.extend(kinds)
+    tab.name.extend([string(wl[o]) for o in offs])
+    tab.kflag.extend([x >> 31 == 1 for x in infos])
+    ref_kinds, size_kinds = _TYPE_WORD_KINDS, _SIZE_WORD_KINDS
+    tab.ref.extend([st if k in ref_kinds else 0 for k, st in zip(kinds, sts)])
+    tab.size.extend([st if k in size_kinds else 0 for k, st in zip(kinds, sts)])
+    extras: List[Any] = [None] * len(offs)
+    refs, sizes = tab.ref, tab.size
+    trailer_kinds = _TRAILER_KINDS
+    for j in [j for j, k in enumerate(kinds) if k in trailer_kinds]:
+        kind = kinds[j]
+        info = infos[j]
         vlen = info & 0xFFFF
-        kflag = bool(info >> 31)
-        st = wl[i + 2]
-        t = i + 3
-        kinds.append(kind)
-        names.append(string(wl[i]) if wl[i] else "")
-        kflags.append(kflag)
-        ref = 0
-        size = 0
-        extra: Any = None
-        if kind in _REF_KINDS:
-            ref = st
-        elif kind == _STRUCT or kind == _UNION:
-            size = st
-            ms = []
-            for j in range(t, t + 3 * vlen, 3):
-                m_off = wl[j + 2]
-                if kflag:
-                    ms.append((string(wl[j]) if wl[j] else "", wl[j + 1], m_off & 0xFFFFFF,
-                               m_off >> 24))
-                else:
-                    ms.append((string(wl[j]) if wl[j] else "", wl[j + 1], m_off, 0))
-            extra = ms
-        elif kind == _INT or kind == _FLOAT:
-            size = st
-        elif kind == _ARRAY:
-            ref = wl[t]
-            extra = wl[t + 1]
-            size = wl[t + 2]
+        kflag = info >> 31
+        t = offs[j] + 3
+        if kind == _STRUCT or kind == _UNION:
+            e = t + 3 * vlen
+            m_names = list(map(string, wl[t:e:3]))
+            if kflag:
+                packed_offs = wl[t + 2:e:3]
+                extras[j] = (m_names, wl[t + 1:e:3], [o & 0xFFFFFF for o in packed_offs],
+                             [o >> 24 for o in packed_offs])
+            else:
+                extras[j] = (m_names, wl[t + 1:e:3], wl[t + 2:e:3], [0] * vlen)
         elif kind == _FUNC_PROTO:
-            ref = st
-            extra = [(string(wl[j]) if wl[j] else "", wl[j + 1]) for j in range(t, t + 2 * vlen, 2)]
+            e = t + 2 * vlen
+            extras[j] = (wl[t:e:2], wl[t + 1:e:2])  # (name offsets, types)
+        elif kind == _ARRAY:
+            refs[first + j] = wl[t]
+            extras[j] = wl[t + 1]
+            sizes[first + j] = wl[t + 2]
         elif kind == _ENUM:
-            size = st
+            e = t + 2 * vlen
             vals = []
-            for j in range(t, t + 2 * vlen, 2):
-                v = wl[j + 1]
+            for n, v in zip(wl[t:e:2], wl[t + 1:e:2]):
                 if kflag and v >= 0x80000000:
                     v -= 0x100000000
-                vals.append((string(wl[j]) if wl[j] else "", v, False))
-            extra = vals
+                vals.append((string(n), v, False))
+            extras[j] = vals
         elif kind == _ENUM64:
-            size = st
+            e = t + 3 * vlen
             vals = []
-            for j in range(t, t + 3 * vlen, 3):
-                v = wl[j + 1] | (wl[j + 2] << 32)
+            for n, lo, hi in zip(wl[t:e:3], wl[t + 1:e:3], wl[t + 2:e:3]):
+                v = lo | (hi << 32)
                 if kflag and v >= 1 << 63:
                     v -= 1 << 64
-                vals.append((string(wl[j]) if wl[j] else "", v, wl[j + 2] != 0))
-            extra = vals
-        elif kind == _DATASEC:
-            size = st
-            extra = [wl[j] for j in range(t, t + 3 * vlen, 3)]
-        # FWD: nothing beyond kflag.
-        refs.append(ref)
-        sizes.append(size)
-        extras.append(extra)
+                vals.append((string(n), v, hi != 0))
+            extras[j] = vals
+        else:  # DATASEC: the variables' type ids
+            extras[j] = wl[t:t + 3 * vlen:3]
+    tab.extra.extend(extras)
 
 
 def _tables_from_model(btf: Any) -> _Tables:
@@ -295,14 +365,15 @@ def _tables_from_model(btf: Any) -> _Tables:
         elif kind == _STRUCT or kind == _UNION:
             size = t.size
             kflag = t.kind_flag
-            extra = [(m.name, m.type, m.bit_offset, m.bitfield_size) for m in t.members]
+            extra = ([m.name for m in t.members], [m.type for m in t.members],
+                     [m.bit_offset for m in t.members], [m.bitfield_size for m in t.members])
         elif kind == _INT or kind == _FLOAT:
             size = t.size
         elif kind == _ARRAY:
             ref, extra, size = t.type, t.index_type, t.nelems
         elif kind == _FUNC_PROTO:
             ref = t.return_type
-            extra = [(p.name, p.type) for p in t.params]
+            extra = ([p.name for p in t.params], [p.type for p in t.params])  # names as keys
         elif kind == _ENUM:
             size, kflag = t.size, t.signed
             vals = []
@@ -358,7 +429,7 @@ class _CDumper:
         self.order_state = bytearray(n)
         self.emit_state = bytearray(n)
         self.fwd_emitted = bytearray(n)
-        self.referenced = bytearray(n)
+        self.referenced: "set[int]" = set()
         self.order_state[0] = _ORDERED
         self.emit_state[0] = _EMITTED
         #: Per type id: the unique (possibly ``___N``-suffixed) name, once resolved.
@@ -370,8 +441,16 @@ class _CDumper:
         self.queue: List[int] = []
         self.decl_nesting = 0
         self._align_cache: Dict[int, int] = {}
+        self._aligns: Dict[int, int] = {}
+        self._sizes: Dict[int, int] = {}
         self._pads = (("long", self.ptr_size * 8), ("int", 32), ("short", 16), ("char", 8))
         self._mark_referenced()
+        for type_id, kind in enumerate(self.kind):
+            if kind == _INT or kind == _FLOAT:
+                words = self.name[type_id].split(" ")
+                if not all(w.isidentifier() and w.isascii() for w in words):
+                    raise self._error(f"base type [{type_id}] is named {self.name[type_id]!r}, "
+                                      "not a C type name")
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -381,37 +460,46 @@ class _CDumper:
     # -- btf_dump_mark_referenced ---------------------------------------------------------
 
     def _mark_referenced(self) -> None:
-        """Flag every type some other type refers to, checking that every id exists.
+        """Collect every type some other type refers to, checking that every id exists.
 
         An anonymous enum nobody refers to is a top-level declaration (global
         constants); a referenced one is written inline where it is used.
         """
-        kinds, refs, extras, referenced = self.kind, self.ref, self.extra, self.referenced
+        kinds, refs, extras = self.kind, self.ref, self.extra
+        targets: List[int] = list(refs)  # 0 for kinds without a .type word
+        for type_id in range(1, len(kinds)):
+            kind = kinds[type_id]
+            if kind == _STRUCT or kind == _UNION or kind == _FUNC_PROTO:
+                targets.extend(extras[type_id][1])
+            elif kind == _ARRAY:
+                targets.append(extras[type_id])
+            elif kind == _DATASEC:
+                targets.extend(extras[type_id])
+            elif kind not in _KNOWN_KINDS:
+                raise self._error(f"type [{type_id}] has unknown kind {kind}")
+        self.referenced = set(targets)
+        n = len(kinds)
+        if targets and max(targets) >= n:
+            self._find_dangling()
+
+    def _find_dangling(self) -> None:
+        """Name the first type that refers past the last type id (always raises)."""
+        kinds, refs, extras = self.kind, self.ref, self.extra
         n = len(kinds)
         for type_id in range(1, n):
             kind = kinds[type_id]
-            targets: Sequence[int]
-            if kind in _REF_KINDS:
-                targets = (refs[type_id],)
-            elif kind == _STRUCT or kind == _UNION:
-                targets = [m[1] for m in extras[type_id]]
+            found: List[int] = [refs[type_id]]
+            if kind == _STRUCT or kind == _UNION or kind == _FUNC_PROTO:
+                found.extend(extras[type_id][1])
             elif kind == _ARRAY:
-                targets = (refs[type_id], extras[type_id])
-            elif kind == _FUNC_PROTO:
-                targets = [refs[type_id]] + [p[1] for p in extras[type_id]]
+                found.append(extras[type_id])
             elif kind == _DATASEC:
-                targets = extras[type_id]
-            elif kind in (_INT, _ENUM, _ENUM64, _FWD, _FLOAT):
-                continue
-            else:
-                raise self._error(f"type [{type_id}] has unknown kind {kind}")
-            for target in targets:
+                found.extend(extras[type_id])
+            for target in found:
                 if target >= n:
                     raise self._error(f"type [{type_id}] refers to type id {target}, "
                                       f"past the last type [{n - 1}]")
-                referenced[target] = 1
-        # libbpf also marks the return type of a FUNC_PROTO only when it is a
-        # member of btf_params; the return type goes through .type (see above).
+        raise self._error("dangling type id")  # pragma: no cover - found above
 
     # -- names ----------------------------------------------------------------------------
 
@@ -426,13 +514,24 @@ class _CDumper:
             return resolved
         kind = self.kind[type_id]
         if kind == _FWD or (kind == _ENUM and not self.extra[type_id]):
+            if not (name.isidentifier() and name.isascii()):
+                raise self._error(f"type [{type_id}] is named {name!r}, not a C identifier")
             self.resolved[type_id] = name
             return name
+        if kind != _INT and not (name.isidentifier() and name.isascii()):
+            raise self._error(f"type [{type_id}] is named {name!r}, not a C identifier")
         count = names.get(name, 0) + 1
         names[name] = count
         resolved = f"{name}___{count}" if count > 1 else name
         self.resolved[type_id] = resolved
         return resolved
+
+    def _check_idents(self, names: Sequence[str], type_id: int) -> None:
+        """Member, enumerator and parameter names must be C identifiers (or empty)."""
+        for name in names:
+            if name and not (name.isidentifier() and name.isascii()):
+                raise self._error(f"type [{type_id}] has a member or value named {name!r}, "
+                                  "not a C identifier")
 
     def _type_name(self, type_id: int) -> str:
         return self._resolve_name(type_id, self.type_names)
@@ -449,6 +548,12 @@ class _CDumper:
 
     def _resolve_size(self, type_id: int) -> int:
         """Byte size of a type, or -1 when it has none (void, fwd, func...)."""
+        size = self._sizes.get(type_id)
+        if size is None:
+            size = self._sizes[type_id] = self._compute_size(type_id)
+        return size
+
+    def _compute_size(self, type_id: int) -> int:
         kinds, refs, sizes = self.kind, self.ref, self.size
         nelems = 1
         size = -1
@@ -480,6 +585,14 @@ class _CDumper:
 
     def _align_of(self, type_id: int) -> int:
         """Alignment in bytes (0 when unknown); a struct laid out unaligned counts as packed (1)."""
+        cached = self._aligns.get(type_id)
+        if cached is not None:
+            return cached
+        align = self._compute_align(type_id)
+        self._aligns[type_id] = align
+        return align
+
+    def _compute_align(self, type_id: int) -> int:
         kinds, refs = self.kind, self.ref
         for _ in range(_MAX_CHAIN_LEN):
             kind = kinds[type_id]
@@ -506,7 +619,8 @@ class _CDumper:
         cache[type_id] = -1
         max_align = 1
         result = 0
-        for _name, m_type, m_off, m_bits in self.extra[type_id]:
+        _names, m_types, m_offs, m_bits_list = self.extra[type_id]
+        for m_type, m_off, m_bits in zip(m_types, m_offs, m_bits_list):
             align = self._align_of(m_type)
             if align <= 0:
                 result = 0
@@ -525,7 +639,8 @@ class _CDumper:
         """libbpf's ``btf_is_struct_packed``: a member off its natural alignment, or a size
         that is not a multiple of the largest member alignment."""
         max_align = 1
-        for _name, m_type, m_off, m_bits in self.extra[type_id]:
+        _names, m_types, m_offs, m_bits_list = self.extra[type_id]
+        for m_type, m_off, m_bits in zip(m_types, m_offs, m_bits_list):
             align = self._align_of(m_type)
             if align and m_bits == 0 and m_off % (8 * align) != 0:
                 return True
@@ -567,16 +682,18 @@ class _CDumper:
             # Behind a pointer, a named struct needs only a forward declaration.
             if through_ptr and named:
                 return 0
-            self.order_state[type_id] = _ORDERING
-            for member in self.extra[type_id]:
-                self._order(member[1], False, depth)
+            order_state = self.order_state
+            order_state[type_id] = _ORDERING
+            for m_type in self.extra[type_id][1]:
+                if order_state[m_type] != _ORDERED:
+                    self._order(m_type, False, depth)
             if named:
                 self.queue.append(type_id)
             self.order_state[type_id] = _ORDERED
             return 1
         if kind == _ENUM or kind == _ENUM64 or kind == _FWD:
             # Named enums, and anonymous ones nobody refers to, are top-level declarations.
-            if self.name[type_id] or not self.referenced[type_id]:
+            if self.name[type_id] or type_id not in self.referenced:
                 self.queue.append(type_id)
             self.order_state[type_id] = _ORDERED
             return 1
@@ -590,9 +707,11 @@ class _CDumper:
         if kind in (_VOLATILE, _CONST, _RESTRICT, _TYPE_TAG):
             return self._order(self.ref[type_id], through_ptr, depth)
         if kind == _FUNC_PROTO:
-            strong = self._order(self.ref[type_id], through_ptr, depth) > 0
-            for param in self.extra[type_id]:
-                if self._order(param[1], through_ptr, depth) > 0:
+            order_state = self.order_state
+            ret = self.ref[type_id]
+            strong = order_state[ret] == _ORDERED or self._order(ret, through_ptr, depth) > 0
+            for p_type in self.extra[type_id][1]:
+                if order_state[p_type] == _ORDERED or self._order(p_type, through_ptr, depth) > 0:
                     strong = True
             return 1 if strong else 0
         # FUNC, VAR, DATASEC, DECL_TAG: nothing to declare.
@@ -667,8 +786,10 @@ class _CDumper:
             if top_level or not named:
                 # The definition will spell out every member: declare what they need.
                 new_cont = type_id if named else cont_id
-                for member in self.extra[type_id]:
-                    self._emit(member[1], new_cont, depth)
+                emit_state = self.emit_state
+                for m_type in self.extra[type_id][1]:
+                    if emit_state[m_type] != _EMITTED:
+                        self._emit(m_type, new_cont, depth)
             elif not self.fwd_emitted[type_id] and type_id != cont_id:
                 out.append(self._struct_fwd(type_id))
                 out.append(";\n\n")
@@ -681,8 +802,10 @@ class _CDumper:
                 self.emit_state[type_id] = _NOT_EMITTED
         elif kind == _FUNC_PROTO:
             self._emit(self.ref[type_id], cont_id, depth)
-            for param in self.extra[type_id]:
-                self._emit(param[1], cont_id, depth)
+            emit_state = self.emit_state
+            for p_type in self.extra[type_id][1]:
+                if emit_state[p_type] != _EMITTED:
+                    self._emit(p_type, cont_id, depth)
 
     # -- definitions ----------------------------------------------------------------------
 
@@ -746,6 +869,7 @@ class _CDumper:
         align = self._align_of(type_id)
         packed = is_struct and self._is_struct_packed(type_id)
         name = self._type_name(type_id)
+        self._check_idents(members[0], type_id)
         keyword = "struct" if is_struct else "union"
         out.append(f"{keyword} {name} {{" if self.name[type_id] else f"{keyword} {{")
         self.decl_nesting += 1
@@ -755,9 +879,11 @@ class _CDumper:
         inner = _PFX[lvl + 1]
         off = 0
         prev_bitfield = False
-        for m_name, m_type, m_off, m_bits in members:
-            m_align = 1 if packed else self._align_of(m_type)
-            self._emit_bit_padding(off, m_off, m_align, prev_bitfield and m_bits != 0, lvl + 1)
+        for m_name, m_type, m_off, m_bits in zip(*members):
+            if off < m_off:
+                m_align = 1 if packed else self._align_of(m_type)
+                self._emit_bit_padding(off, m_off, m_align, prev_bitfield and m_bits != 0,
+                                       lvl + 1)
             out.append("\n" + inner)
             self._emit_decl(m_type, m_name, lvl + 1)
             if m_bits:
@@ -771,7 +897,7 @@ class _CDumper:
         if is_struct:
             self._emit_bit_padding(off, size * 8, align, False, lvl + 1)
         self.decl_nesting -= 1
-        if members or size:
+        if members[0] or size:
             out.append(f"\n{_PFX[lvl]}}}")
         else:
             out.append("}")
@@ -787,6 +913,7 @@ class _CDumper:
             return
         out.append(" {")
         pfx = _PFX[lvl + 1]
+        self._check_idents([v[0] for v in values], type_id)
         is64 = self.kind[type_id] == _ENUM64
         suffix = ("LL," if self.tab.kflag[type_id] else "ULL,") if is64 else ","
         ident_names = self.ident_names
@@ -813,6 +940,38 @@ class _CDumper:
     def _emit_decl(self, type_id: int, fname: str, lvl: int) -> None:
         """Write a declaration of ``fname`` with type ``type_id`` (``fname`` may be "")."""
         kinds, refs = self.kind, self.ref
+        kind = kinds[type_id]
+        # Fast path for the common one-element chains: a typedef, a base type or a
+        # named struct/union/enum, written as "<type> <fname>".
+        if kind == _TYPEDEF:
+            base = self._ident_name(type_id)
+            self.out.append(f"{base} {fname}" if fname else base)
+            return
+        if kind == _INT or kind == _FLOAT:
+            base = self.name[type_id]
+            self.out.append(f"{base} {fname}" if fname else base)
+            return
+        if (kind == _STRUCT or kind == _UNION) and self.name[type_id]:
+            base = self._struct_fwd(type_id)
+            self.out.append(f"{base} {fname}" if fname else base)
+            return
+        if kind == _PTR:
+            # "<type> *<fname>" for a pointer to void, a typedef, a base type or a
+            # named struct/union.
+            target = refs[type_id]
+            t_kind = kinds[target]
+            if target == 0:
+                self.out.append("void *" + fname)
+                return
+            if t_kind == _TYPEDEF:
+                self.out.append(f"{self._ident_name(target)} *{fname}")
+                return
+            if t_kind == _INT or t_kind == _FLOAT:
+                self.out.append(f"{self.name[target]} *{fname}")
+                return
+            if (t_kind == _STRUCT or t_kind == _UNION) and self.name[target]:
+                self.out.append(f"{self._struct_fwd(target)} *{fname}")
+                return
         stack = [type_id]
         while type_id != 0:
             kind = kinds[type_id]
@@ -904,7 +1063,11 @@ class _CDumper:
                 out.append(" restrict")
             elif kind == _TYPE_TAG:
                 self._emit_mods(decls)
-                out.append(f' __attribute__((btf_type_tag("{self.name[type_id]}")))')
+                tag = self.name[type_id]
+                if not tag.isprintable() or '"' in tag or "\\" in tag:
+                    raise self._error(f"type tag [{type_id}] {tag!r} cannot be written in a "
+                                      "C string")
+                out.append(f' __attribute__((btf_type_tag("{tag}")))')
             elif kind == _ARRAY:
                 # Qualifiers on an array (a GCC quirk) mean nothing in C: drop them.
                 self._drop_mods(decls)
@@ -932,13 +1095,15 @@ class _CDumper:
                 else:
                     self._emit_name(fname, last_was_ptr)
                 out.append("(")
-                params = self.extra[type_id]
+                p_names, p_types = self.extra[type_id]
                 # No parameters, or clang's single void parameter: "(void)".
-                if not params or (len(params) == 1 and params[0][1] == 0):
+                if not p_types or (len(p_types) == 1 and p_types[0] == 0):
                     out.append("void)")
                     return
-                last = len(params) - 1
-                for i, (p_name, p_type) in enumerate(params):
+                last = len(p_types) - 1
+                p_names = [self.tab.strings[key] for key in p_names]
+                self._check_idents(p_names, type_id)
+                for i, (p_name, p_type) in enumerate(zip(p_names, p_types)):
                     if i > 0:
                         out.append(", ")
                     if i == last and p_type == 0:
@@ -957,6 +1122,8 @@ class _CDumper:
 
     def dump_type(self, type_id: int) -> None:
         """Emit ``type_id`` and every definition it needs that is not out yet."""
+        if self.order_state[type_id] == _ORDERED:
+            return  # already handled as a dependency of an earlier type
         self.queue = []
         self._order(type_id, False, 0)
         for queued in self.queue:
@@ -979,6 +1146,18 @@ def dump_c(btf: "Btf", *, root_types: Optional[Sequence[int]] = None) -> str:
     C (reference loops, dangling type ids, unknown kinds) and
     :class:`~purebpf.errors.NotFoundError` for a root id that does not exist.
     """
+    # The dump allocates a few million small objects and frees none until the
+    # end; the cyclic garbage collector would only rescan them over and over.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _dump(btf, root_types)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _dump(btf: "Btf", root_types: Optional[Sequence[int]]) -> str:
     tab = _build_tables(btf)
     dumper = _CDumper(tab)
     count = len(tab)
@@ -989,7 +1168,14 @@ def dump_c(btf: "Btf", *, root_types: Optional[Sequence[int]] = None) -> str:
         for type_id in ids:
             if not 0 <= type_id < count:
                 raise NotFoundError("type", type_id)
+    order_state = dumper.order_state
+    kinds = tab.kind
     for type_id in ids:
+        if order_state[type_id] == _ORDERED:
+            continue  # already out as a dependency of an earlier type
+        if kinds[type_id] in _NO_DECL_KINDS:
+            order_state[type_id] = _ORDERED  # what ordering would conclude, minus the call
+            continue
         dumper.dump_type(type_id)
     return HEADER + "".join(dumper.out) + FOOTER
 
