@@ -32,10 +32,10 @@ from purebpf.btf.types import (
     Ptr,
     Struct,
     Union,
-    essential_name,
 )
 
 from purebpf.core_reloc._walk import (
+    essential,
     SpecError,
     is_any_enum,
     is_composite,
@@ -66,7 +66,7 @@ def fields_are_compat(local_btf: "Btf", local_id: int, targ_btf: "Btf", targ_id:
         if lt.kind in (BtfKind.PTR, BtfKind.FLOAT):
             return True
         if lt.kind in (BtfKind.FWD, BtfKind.ENUM, BtfKind.ENUM64):
-            ln, tn = essential_name(lt.name), essential_name(tt.name)
+            ln, tn = essential(lt.name), essential(tt.name)
             return not ln or not tn or ln == tn
         if isinstance(lt, Int) and isinstance(tt, Int):
             return lt.offset == 0 and tt.offset == 0
@@ -126,7 +126,7 @@ def _names_match(local_name: str, targ_name: str) -> bool:
     """libbpf bpf_core_names_match: anonymous matches anonymous only; else essential names."""
     if not targ_name:
         return not local_name
-    return essential_name(local_name) == essential_name(targ_name)
+    return essential(local_name) == essential(targ_name)
 
 
 def types_match(local_btf: "Btf", local_id: int, targ_btf: "Btf", targ_id: int,

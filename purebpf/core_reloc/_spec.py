@@ -20,10 +20,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from purebpf.btf.types import Array, BtfKind, Enum, Enum64, Struct, Union, essential_name
+from purebpf.btf.types import Array, BtfKind, Enum, Enum64, Struct, Union
 
 from purebpf.core_reloc import _compat
 from purebpf.core_reloc._walk import (
+    essential,
     SpecError,
     is_any_enum,
     is_composite,
@@ -187,7 +188,12 @@ def _match_member(local: CoreSpec, acc: Accessor, targ_btf: "Btf", targ_id: int,
         return None
     local_holder = type_at(local.btf, acc.type_id)
     local_member = _members(local_holder)[acc.idx]
+    name = acc.name
+    # Members are visited in order, as libbpf does; only anonymous members (searched
+    # recursively) and the member with the wanted name are pushed onto the spec.
     for i, m in enumerate(targ_t.members):
+        if m.name and m.name != name:
+            continue
         if len(spec.raw) >= SPEC_MAX_LEN:
             raise SpecError("target access deeper than 64 levels")
         spec.bit_offset += m.bit_offset
@@ -196,7 +202,7 @@ def _match_member(local: CoreSpec, acc: Accessor, targ_btf: "Btf", targ_id: int,
             found = _match_member(local, acc, targ_btf, m.type, spec, depth + 1)
             if found is not None:
                 return found
-        elif m.name == acc.name:
+        else:
             ok = _compat.fields_are_compat(local.btf, local_member.type, targ_btf, m.type)  # type: ignore[attr-defined]
             if not ok:
                 raise _NoMatch(
@@ -231,9 +237,9 @@ def match_spec(local: CoreSpec, targ_btf: "Btf", targ_id: int) -> Tuple[Optional
         tid, t = skip_mods(targ_btf, targ_id)
         if not isinstance(t, (Enum, Enum64)):
             return None, f"{type_label(targ_btf, targ_id)} is not an enum"
-        want = essential_name(first.name or "")
+        want = essential(first.name or "")
         for i, v in enumerate(t.values):
-            if essential_name(v.name) == want:
+            if essential(v.name) == want:
                 spec.accessors.append(Accessor(tid, i, v.name))
                 spec.raw.append(i)
                 return spec, f"has enumerator {v.name}"

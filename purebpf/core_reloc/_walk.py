@@ -7,6 +7,7 @@ a CO-RE relocation failure (never an IndexError or a RecursionError).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Tuple
 
 from purebpf.btf.types import (
@@ -23,6 +24,7 @@ from purebpf.btf.types import (
     Struct,
     Union,
 )
+from purebpf.btf.types import essential_name as _essential_name
 from purebpf.errors import PurebpfError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +34,15 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_RESOLVE_DEPTH = 32
 #: Pointer size of the BPF target (the BPF ISA is 64-bit).
 POINTER_SIZE = 8
+
+
+@lru_cache(maxsize=1 << 16)
+def essential(name: str) -> str:
+    """:func:`purebpf.btf.types.essential_name`, memoised, with a fast path for
+    the common case of a name without any ``___``."""
+    if "___" not in name:
+        return name
+    return _essential_name(name)
 
 
 class SpecError(Exception):

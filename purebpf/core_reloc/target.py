@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from purebpf.btf import Btf
-from purebpf.btf.types import BtfKind, BtfType, essential_name
-from purebpf.core_reloc._walk import SpecError, kind_core_compat
+from purebpf.btf.types import BtfKind, BtfType
+from purebpf.core_reloc._walk import SpecError, essential, kind_core_compat
 from purebpf.errors import PurebpfError
 
 __all__ = ["TargetBtf", "Candidate", "load_target_btf"]
@@ -79,7 +79,7 @@ class TargetBtf:
     # -- candidate search -----------------------------------------------------
     def candidates(self, local_type: BtfType) -> Tuple[Candidate, ...]:
         """All target types with the local type's essential name and a compatible kind."""
-        ess = essential_name(local_type.name)
+        ess = essential(local_type.name)
         kind_class = BtfKind.ENUM if local_type.kind == BtfKind.ENUM64 else local_type.kind
         key = (ess, int(kind_class))
         hit = self._cache.get(key)
@@ -123,7 +123,7 @@ def flavor_index(btf: "Btf") -> Dict[str, List[str]]:
         if end < 0:
             end = len(strings)
         name = strings[begin:end].decode("utf-8", "replace")
-        ess = essential_name(name)
+        ess = essential(name)
         if ess != name and name not in index.get(ess, ()):
             index.setdefault(ess, []).append(name)
         pos = strings.find(b"___", end)
@@ -154,7 +154,7 @@ def _search(source: str, btf: "Btf", ess: str, local_type: BtfType, *, own_only:
             t = btf[tid]
         except PurebpfError as exc:
             raise SpecError(f"target BTF {source}: type {tid} cannot be decoded: {exc}") from exc
-        if kind_core_compat(t, local_type) and t.name and essential_name(t.name) == ess:
+        if kind_core_compat(t, local_type) and t.name and essential(t.name) == ess:
             out.append(Candidate(source, btf, tid))
     return out
 
