@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from purebpf.errors import InstructionError
 from purebpf.insn import Instruction, decode, disassemble, encode, format_instruction, slot_offsets
 from purebpf.insn import opcodes as op
 
@@ -638,7 +639,7 @@ def test_kfunc_call_names_match_kernel_verifier_log() -> None:
     assert format_instruction(insns[0]) == f"call kernel-function#{insns[0].imm}"
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.integers(0, 255), st.integers(0, 15), st.integers(0, 15),
        st.integers(-0x8000, 0x7FFF), st.integers(-(1 << 31), (1 << 32) - 1), st.integers(0, (1 << 64) - 1))
 def test_formatter_total_on_any_fields(code: int, dst: int, src: int, off: int, imm: int, wide: int) -> None:
@@ -691,3 +692,29 @@ def test_jump_targets_match_llvm_objdump(corpus: List[Path]) -> None:
 def test_str_is_the_kernel_syntax() -> None:
     insn = Instruction(op.BPF_LDX | op.BPF_MEM | op.BPF_W, 1, 2, 8)
     assert str(insn) == format_instruction(insn)
+
+
+_FIXTURE_CODE = [data for p in fixture_objects() for _, data, _ in code_sections(p)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_fixture_code_decodes_and_disassembles(data: st.DataObject) -> None:
+    """Real code with random byte flips: decode raises only InstructionError, formatting never fails."""
+    if not _FIXTURE_CODE:
+        pytest.skip("no fixture objects yet")
+    code = bytearray(data.draw(st.sampled_from(_FIXTURE_CODE)))
+    for _ in range(data.draw(st.integers(1, 8))):
+        pos = data.draw(st.integers(0, len(code) - 1))
+        code[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(code)))
+    blob = bytes(code[:cut])
+    byteorder = data.draw(st.sampled_from(["little", "big"]))
+    try:
+        insns = decode(blob, byteorder, file="mutated.o", section="prog")
+    except InstructionError as err:
+        assert err.file == "mutated.o" and err.section == "prog" and err.offset is not None
+        return
+    lines = disassemble(insns)
+    assert len(lines) == len(insns)
+    assert encode(insns, byteorder) == blob

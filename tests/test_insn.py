@@ -499,7 +499,7 @@ def test_bad_byteorder() -> None:
         decode(b"", "middle")
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=200), st.sampled_from(["little", "big"]))
 def test_random_bytes_decode_or_raise_instruction_error(data: bytes, byteorder: str) -> None:
     try:
@@ -512,7 +512,7 @@ def test_random_bytes_decode_or_raise_instruction_error(data: bytes, byteorder: 
     assert encode(insns, byteorder) == data
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.binary(min_size=8, max_size=8), max_size=30), st.sampled_from(["little", "big"]))
 def test_random_whole_slots_round_trip(slots: List[bytes], byteorder: str) -> None:
     data = b"".join(slots)
