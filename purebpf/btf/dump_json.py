@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from purebpf.btf.dump_raw import (_ARRAY, _DATASEC, _DECL_TAG, _ENUM, _ENUM64, _FLOAT,
                                   _FUNC, _FUNC_PROTO, _FWD, _INT, _LINKAGE, _REF_KINDS,
@@ -53,31 +53,43 @@ from purebpf.btf.dump_raw import (_ARRAY, _DATASEC, _DECL_TAG, _ENUM, _ENUM64, _
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     from purebpf.btf.btf import Btf
 
-__all__ = ["dump_json", "json_types"]
+__all__ = ["dump_json", "json_types", "iter_json_types"]
 
 _U64 = (1 << 64) - 1
 
 JsonObject = Dict[str, Any]
 
 
-class _CompatNames(Dict[int, str]):
-    """``name_off`` -> name as bpftool's JSON writer renders it (backslash -> newline)."""
+class _JsonNames(Dict[int, str]):
+    """``name_off`` -> the name as a JSON string literal, quotes included.
 
-    def __init__(self, wire: WireTypes) -> None:
+    With ``compat`` a backslash first becomes a newline, as bpftool's JSON
+    writer does (see the module doc).  Filled on first use (``__missing__``).
+    """
+
+    def __init__(self, wire: WireTypes, compat: bool) -> None:
         super().__init__()
         self._names = wire.names
+        self._compat = compat
 
     def __missing__(self, off: int) -> str:
-        text = self._names[off].replace("\\", "\n")
-        self[off] = text
-        return text
+        text = self._names[off]
+        if self._compat:
+            text = text.replace("\\", "\n")
+        if text.isprintable() and '"' not in text and "\\" not in text:
+            literal = f'"{text}"'      # the common case: nothing to escape
+        else:
+            literal = json.dumps(text, ensure_ascii=False)
+        self[off] = literal
+        return literal
 
 
-def json_types(btf: "Btf", *, bpftool_compat: bool = True,
-               wire: Optional[WireTypes] = None) -> List[JsonObject]:
-    """One dict per type this BTF owns (split BTF: not the base's), in id order.
+def iter_json_types(btf: "Btf", *, bpftool_compat: bool = True,
+                    wire: Optional[WireTypes] = None) -> Iterator[str]:
+    """Yield each type's JSON object as compact text, in id order (own types only).
 
-    ``bpftool_compat`` reproduces bpftool 7.1's two quirks (see the module doc).
+    The text is written directly, key by key in bpftool's order, instead of
+    building dicts for ``json.dumps``: for vmlinux that is about twice as fast.
     """
     w = wire if wire is not None else WireTypes(btf)
     data = w.data
@@ -87,12 +99,10 @@ def json_types(btf: "Btf", *, bpftool_compat: bool = True,
     i32 = struct.Struct(e + "i")
     enum32 = struct.Struct(e + "Ii")   # struct btf_enum { __u32 name_off; __s32 val; }
     pair = struct.Struct(e + "II")     # struct btf_param { __u32 name_off; __u32 type; }
-    names: Dict[int, str] = _CompatNames(w) if bpftool_compat else w.names
+    names = _JsonNames(w, bpftool_compat)
     enum_mask = _U64 if bpftool_compat else 0xFFFFFFFF
     kind_names = KIND_NAMES
     linkage_names = _LINKAGE
-    out: List[JsonObject] = []
-    append = out.append
 
     type_id = w.start_id
     # Branches are ordered by how common each kind is in vmlinux (FUNC first).
@@ -100,83 +110,74 @@ def json_types(btf: "Btf", *, bpftool_compat: bool = True,
         name_off, info, size_or_type = u32x3.unpack_from(data, off)
         kind = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
-        obj: JsonObject = {"id": type_id, "kind": kind_names[kind], "name": names[name_off]}
+        head = f'{{"id":{type_id},"kind":"{kind_names[kind]}","name":{names[name_off]}'
         t = off + TYPE_HEADER_SIZE
         type_id += 1
-        append(obj)
         if kind == _FUNC:
-            obj["type_id"] = size_or_type
-            obj["linkage"] = linkage_names.get(vlen, "(unknown)")
+            yield (f'{head},"type_id":{size_or_type},'
+                   f'"linkage":"{linkage_names.get(vlen, "(unknown)")}"}}')
         elif kind == _FUNC_PROTO:
-            obj["ret_type_id"] = size_or_type
-            obj["vlen"] = vlen
-            obj["params"] = [{"name": names[p_name], "type_id": p_type}
-                             for p_name, p_type in pair.iter_unpack(data[t:t + 8 * vlen])]
+            params = ",".join([f'{{"name":{names[p_name]},"type_id":{p_type}}}'
+                               for p_name, p_type in pair.iter_unpack(data[t:t + 8 * vlen])])
+            yield f'{head},"ret_type_id":{size_or_type},"vlen":{vlen},"params":[{params}]}}'
         elif kind in _REF_KINDS:
-            obj["type_id"] = size_or_type
+            yield f'{head},"type_id":{size_or_type}}}'
         elif kind == _STRUCT or kind == _UNION:
-            obj["size"] = size_or_type
-            obj["vlen"] = vlen
-            members: List[JsonObject] = []
+            parts = []
             if info >> 31:  # kind_flag: bitfield size in the top 8 bits of offset
                 for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen]):
-                    member: JsonObject = {"name": names[m_name], "type_id": m_type,
-                                          "bits_offset": m_off & 0xFFFFFF}
-                    if m_off >> 24:
-                        member["bitfield_size"] = m_off >> 24
-                    members.append(member)
+                    bits = f',"bitfield_size":{m_off >> 24}' if m_off >> 24 else ""
+                    parts.append(f'{{"name":{names[m_name]},"type_id":{m_type},'
+                                 f'"bits_offset":{m_off & 0xFFFFFF}{bits}}}')
             else:
-                members = [{"name": names[m_name], "type_id": m_type, "bits_offset": m_off}
-                           for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen])]
-            obj["members"] = members
+                for m_name, m_type, m_off in u32x3.iter_unpack(data[t:t + 12 * vlen]):
+                    parts.append(f'{{"name":{names[m_name]},"type_id":{m_type},'
+                                 f'"bits_offset":{m_off}}}')
+            yield (f'{head},"size":{size_or_type},"vlen":{vlen},'
+                   f'"members":[{",".join(parts)}]}}')
         elif kind == _ARRAY:
             elem, index, nelems = u32x3.unpack_from(data, t)
-            obj["type_id"] = elem
-            obj["index_type_id"] = index
-            obj["nr_elems"] = nelems
+            yield f'{head},"type_id":{elem},"index_type_id":{index},"nr_elems":{nelems}}}'
         elif kind == _ENUM:
             signed = info >> 31
-            obj["encoding"] = "SIGNED" if signed else "UNSIGNED"
-            obj["size"] = size_or_type
-            obj["vlen"] = vlen
             # Signed: the __s32 as is.  Unsigned: the __u32, or with bpftool_compat
             # the __s32 widened to __u64 (see the module doc).
-            obj["values"] = [{"name": names[v_name], "val": val if signed else val & enum_mask}
-                             for v_name, val in enum32.iter_unpack(data[t:t + 8 * vlen])]
+            values = ",".join([
+                f'{{"name":{names[v_name]},"val":{val if signed else val & enum_mask}}}'
+                for v_name, val in enum32.iter_unpack(data[t:t + 8 * vlen])])
+            yield (f'{head},"encoding":"{"SIGNED" if signed else "UNSIGNED"}",'
+                   f'"size":{size_or_type},"vlen":{vlen},"values":[{values}]}}')
         elif kind == _VAR:
-            obj["type_id"] = size_or_type
-            obj["linkage"] = linkage_names.get(u32.unpack_from(data, t)[0], "(unknown)")
+            linkage = linkage_names.get(u32.unpack_from(data, t)[0], "(unknown)")
+            yield f'{head},"type_id":{size_or_type},"linkage":"{linkage}"}}'
         elif kind == _INT:
             v = u32.unpack_from(data, t)[0]
-            obj["size"] = size_or_type
-            obj["bits_offset"] = (v >> 16) & 0xFF
-            obj["nr_bits"] = v & 0xFF
-            obj["encoding"] = int_encoding_name((v >> 24) & 0x0F)
+            yield (f'{head},"size":{size_or_type},"bits_offset":{(v >> 16) & 0xFF},'
+                   f'"nr_bits":{v & 0xFF},"encoding":"{int_encoding_name((v >> 24) & 0x0F)}"}}')
         elif kind == _DECL_TAG:
-            obj["type_id"] = size_or_type
-            obj["component_idx"] = i32.unpack_from(data, t)[0]
+            idx = i32.unpack_from(data, t)[0]
+            yield f'{head},"type_id":{size_or_type},"component_idx":{idx}}}'
         elif kind == _FWD:
-            obj["fwd_kind"] = "union" if info >> 31 else "struct"
+            yield f'{head},"fwd_kind":"{"union" if info >> 31 else "struct"}"}}'
         elif kind == _ENUM64:
             signed = info >> 31
-            values = []
+            parts = []
             for v_name, lo, hi in u32x3.iter_unpack(data[t:t + 12 * vlen]):
                 val = (hi << 32) | lo
                 if signed and val >= 1 << 63:
                     val -= 1 << 64
-                values.append({"name": names[v_name], "val": val})
-            obj["encoding"] = "SIGNED" if signed else "UNSIGNED"
-            obj["size"] = size_or_type
-            obj["vlen"] = vlen
-            obj["values"] = values
+                parts.append(f'{{"name":{names[v_name]},"val":{val}}}')
+            yield (f'{head},"encoding":"{"SIGNED" if signed else "UNSIGNED"}",'
+                   f'"size":{size_or_type},"vlen":{vlen},"values":[{",".join(parts)}]}}')
         elif kind == _DATASEC:
-            obj["size"] = size_or_type
-            obj["vlen"] = vlen
-            obj["vars"] = [{"type_id": v_type, "offset": v_off, "size": v_size}
-                           for v_type, v_off, v_size in u32x3.iter_unpack(data[t:t + 12 * vlen])]
+            secinfo = ",".join([f'{{"type_id":{v_type},"offset":{v_off},"size":{v_size}}}'
+                                for v_type, v_off, v_size
+                                in u32x3.iter_unpack(data[t:t + 12 * vlen])])
+            yield f'{head},"size":{size_or_type},"vlen":{vlen},"vars":[{secinfo}]}}'
         elif kind == _FLOAT:
-            obj["size"] = size_or_type
-    return out
+            yield f'{head},"size":{size_or_type}}}'
+        else:  # pragma: no cover - WireTypes rejects unknown kinds while scanning
+            yield head + "}"
 
 
 def dump_json(btf: "Btf", *, bpftool_compat: bool = True) -> str:
@@ -186,5 +187,10 @@ def dump_json(btf: "Btf", *, bpftool_compat: bool = True) -> str:
     bpftool's output parses to, and for ordinary names the text itself is
     bpftool's too (same key order, no spaces, non-ASCII kept as is).
     """
-    doc = {"types": json_types(btf, bpftool_compat=bpftool_compat)}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return '{"types":[' + ",".join(iter_json_types(btf, bpftool_compat=bpftool_compat)) + "]}\n"
+
+
+def json_types(btf: "Btf", *, bpftool_compat: bool = True) -> List[JsonObject]:
+    """The ``"types"`` list of :func:`dump_json` as Python objects (one dict per type)."""
+    types: List[JsonObject] = json.loads(dump_json(btf, bpftool_compat=bpftool_compat))["types"]
+    return types

@@ -141,7 +141,6 @@ class WireTypes:
             base = self.base
             assert base is not None
             self.str_start = base.str_start + len(base.strings)
-        self._names: Dict[int, str] = {0: ""}
         #: bpftool's ``btf_str()`` as a mapping: ``names[name_off]``.
         self.names: Dict[int, str] = _Names(self)
         self.offsets: List[int] = self._scan()
@@ -192,10 +191,8 @@ class WireTypes:
 
         Bytes that are not UTF-8 are kept with ``surrogateescape``, so encoding
         the dump with that handler gives back exactly the bytes bpftool prints.
+        Not cached: :attr:`names` is the cache.
         """
-        cached = self._names.get(off)
-        if cached is not None:
-            return cached
         if off < self.str_start:
             base = self.base
             assert base is not None
@@ -208,7 +205,6 @@ class WireTypes:
                 raise self._error(local, f"name offset {off} is past the end of the strings "
                                   "or unterminated", section="strings")
             text = strings[local:nul].decode("utf-8", "surrogateescape")
-        self._names[off] = text
         return text
 
     def name(self, off: int) -> str:
