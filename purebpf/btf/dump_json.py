@@ -10,8 +10,8 @@ Per kind, after ``id``/``kind``/``name`` (``"(anon)"`` when name_off is 0):
 
 =============================  ===============================================
 INT                            size, bits_offset, nr_bits, encoding
-PTR CONST VOLATILE RESTRICT    type_id
-TYPEDEF TYPE_TAG
+PTR TYPEDEF TYPE_TAG           type_id
+CONST VOLATILE RESTRICT        type_id
 ARRAY                          type_id, index_type_id, nr_elems
 STRUCT UNION                   size, vlen, members: [{name, type_id,
                                bits_offset[, bitfield_size]}]
