@@ -299,6 +299,7 @@ class LibbpfBtf:
                 "btf__add_datasec": (I, [P, S, U32]),
                 "btf__add_datasec_var_info": (I, [P, I, U32, U32]),
                 "btf__add_decl_tag": (I, [P, S, I, I]),
+                "btf__set_endianness": (I, [P, I]),
             }
             for fn, (res, args) in sigs.items():
                 f = getattr(lib, fn)
@@ -483,6 +484,23 @@ def _small_btf() -> bytes:
     raw = b.raw()
     b.free()
     return raw
+
+
+@needs_bpftool
+@pytest.mark.parametrize("big_endian", [False, True], ids=["little", "big"])
+def test_libbpf_written_btf_matches_bpftool(tmp_path: Path, big_endian: bool) -> None:
+    """Every kind (and bpftool's quirks) in a standalone BTF, written in either byte order."""
+    b = LibbpfBtf()
+    add_every_kind(b, *build_base(b))
+    if big_endian:
+        b.set_endianness(1)                                 # BTF_BIG_ENDIAN
+    path = tmp_path / "every_kind.btf"
+    path.write_bytes(b.raw())
+    b.free()
+    btf = Btf.from_file(path)
+    assert btf.byteorder == ("big" if big_endian else "little")
+    assert_same_text(dump_raw(btf), bpftool_dump(path).stdout, path.name)
+    assert_same_json(dump_json(btf), bpftool_dump(path, as_json=True).stdout, path.name)
 
 
 @needs_bpftool
