@@ -9,6 +9,7 @@ way the kernel verifier and ``bpftool prog dump xlated`` do
 
 from __future__ import annotations
 
+from purebpf.insn import builders
 from purebpf.insn.codec import INSN_SIZE, decode, encode
 from purebpf.insn.disasm import disassemble, format_instruction
 from purebpf.insn.helpers import HELPER_IDS, HELPER_NAMES, helper_id, helper_name
@@ -29,6 +30,7 @@ from purebpf.insn.opcodes import (
 
 __all__ = [
     "Instruction",
+    "builders",
     "decode",
     "encode",
     "disassemble",
