@@ -137,6 +137,20 @@ class ElfContainer:
         if e_type != ET_REL:
             self.fail(f"e_type is {e_type}, not ET_REL (1): BPF objects are relocatable files",
                       section="ELF header", offset=16)
+        # Elf64_Ehdr: e_shoff (u64) at 0x28, e_shentsize/e_shnum/e_shstrndx (u16) at 0x3a.
+        e_shoff = int.from_bytes(data[0x28:0x30], byteorder)
+        e_shentsize = int.from_bytes(data[0x3A:0x3C], byteorder)
+        e_shnum = int.from_bytes(data[0x3C:0x3E], byteorder)
+        if e_shentsize != 64:
+            self.fail(f"e_shentsize is {e_shentsize}, not 64 (sizeof(Elf64_Shdr))",
+                      section="ELF header", offset=0x3A)
+        if e_shnum == 0 and e_shoff == 0:
+            self.fail("no section headers", section="ELF header", offset=0x3C)
+        # (e_shnum 0 with e_shoff set means the count is in section 0's sh_size.)
+        if e_shoff + 64 * max(e_shnum, 1) > len(data):
+            self.fail(f"section header table [{e_shoff:#x}, +{64 * max(e_shnum, 1):#x}) lies "
+                      f"outside the file ({len(data):#x} bytes)", section="section headers",
+                      offset=e_shoff)
         return byteorder
 
     # -- sections --------------------------------------------------------

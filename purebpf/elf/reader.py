@@ -25,7 +25,14 @@ import logging
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from purebpf.elf.container import ElfContainer, foreign_errors
-from purebpf.errors import ElfError, ParseError, PurebpfError, RelocationError
+from purebpf.errors import (
+    BtfError,
+    ElfError,
+    NotFoundError,
+    ParseError,
+    PurebpfError,
+    RelocationError,
+)
 from purebpf.spec import (
     ObjectSpec,
     ProgramSpec,
@@ -54,6 +61,9 @@ def _stage(name: str, file: str) -> Iterator[None]:
     except ParseError as exc:
         exc.with_location(file=file)
         raise
+    except NotFoundError as exc:
+        # Only BTF lookups can miss while parsing: a dangling type id in the object.
+        raise BtfError(f"while reading {name}: {exc}", file=file, section=".BTF") from exc
     except PurebpfError:
         raise
     except foreign_errors() as exc:
