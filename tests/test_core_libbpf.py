@@ -257,6 +257,7 @@ def subprogram_starts(theirs: bytes, main_len: int) -> Dict[int, int]:
 
 CASES: List[Tuple[str, Optional[str]]] = [
     ("fields.bpf.o", "target_v1.o"),
+    ("fields.bpf.o", "target_v2.o"),
     ("kernel.bpf.o", None),          # the running kernel's vmlinux BTF
     ("edge.bpf.o", "target_v1.o"),
 ]

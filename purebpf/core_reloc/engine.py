@@ -14,7 +14,7 @@ from purebpf.errors import CoreRelocationError
 
 from purebpf.core_reloc._calc import PatchError, RelocResult, calc_relo, patch_insn
 from purebpf.core_reloc._spec import CoreSpec, describe_access, match_spec, parse_local_spec
-from purebpf.core_reloc._walk import SpecError, type_at, type_label
+from purebpf.core_reloc._walk import SpecError, essential, type_at, type_label
 from purebpf.core_reloc.explain import KIND_NAMES, CandidateReport, CoreExplanation, TargetLocation
 from purebpf.core_reloc.target import Candidate, TargetBtf
 
@@ -181,7 +181,7 @@ def compute_fixup(local: "Btf", target: Union[TargetBtf, "Btf"], relo: "CoreRelo
 
 def _missing(name: str, reports: Sequence[CandidateReport]) -> str:
     if not reports:
-        return f"no type named `{name}` (or a flavor of it) in the target"
+        return f"no type named `{essential(name)}` (or a flavor of it) in the target"
     return "; ".join(f"{r.reason} (candidate {r.type_name}, id {r.type_id})" for r in reports)
 
 
