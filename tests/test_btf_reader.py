@@ -17,6 +17,7 @@ import random
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -398,6 +399,22 @@ def test_vmlinux_name_index_matches_scan(vmlinux_pair: Tuple[Btf, int]) -> None:
         assert scanned == sorted(scanned)
 
 
+def test_many_lookups_switch_to_the_hash_index(all_objects: List[Path]) -> None:
+    """After enough scanning lookups the hash index takes over, with the same answers."""
+    from purebpf.btf import btf as btf_module
+
+    for path in all_objects:
+        btf = Btf.from_file(path)
+        names = sorted({t.name for t in btf} | {"no_such_type_xyz"})
+        before = {n: btf.find_by_name(n) for n in names}
+        while btf._name_index is None:
+            btf.find_by_name("int")
+            assert btf._scans <= btf_module._SCANS_BEFORE_INDEX + 1
+        assert {n: btf.find_by_name(n) for n in names} == before
+        for n in names:
+            assert before[n] == [t.id for t in btf if t.name == n]
+
+
 def test_bpftool_json(all_objects: List[Path]) -> None:
     if BPFTOOL is None:
         pytest.skip("bpftool not installed")
@@ -627,8 +644,10 @@ def test_split_btf_from_file(split_pair: Tuple[Btf, Btf, int, int], tmp_path: Pa
     assert [our_wire(t) for t in again] == [our_wire(t) for t in split]
 
 
-def test_kernel_btf_loaders(vmlinux_pair: Tuple[Btf, int]) -> None:
+def test_kernel_btf_loaders(vmlinux_pair: Tuple[Btf, int], tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
     btf, _ = vmlinux_pair
+    monkeypatch.setenv("PUREBPF_CACHE_DIR", str(tmp_path))
     v = Btf.load_vmlinux()
     assert v is Btf.load_vmlinux()  # cached per process
     assert len(v) == len(btf) and v.raw == btf.raw
@@ -883,6 +902,6 @@ def test_mutated_btf_raises_only_purebpf_errors(mutation_seeds: List[bytes], dat
 def test_import_does_not_pull_heavy_modules() -> None:
     code = ("import sys, purebpf.btf; b = purebpf.btf.Btf; "
             "print(any(m.split('.')[0] in ('construct', 'elftools') for m in sys.modules))")
-    out = subprocess.run([os.sys.executable, "-c", code], check=True, capture_output=True,  # type: ignore[attr-defined]
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True).stdout.strip()
     assert out == "False"

@@ -627,6 +627,9 @@ class Btf:
         k = t.kind
         if k in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FLOAT):
             result = min(_POINTER_SIZE, t.size)  # type: ignore[union-attr]
+            if result == 0:
+                raise BtfError(f"type [{type_id}]: {k.name} of size 0 has no alignment",
+                               file=self.name, section="types")
         elif k is BtfKind.PTR:
             result = _POINTER_SIZE
         elif k in _MODIFIERS:
