@@ -247,6 +247,9 @@ class ProgramSpec:
     line_info: "Tuple[LineInfo, ...]" = ()
     core_relos: "Tuple[CoreRelo, ...]" = ()
     calls: Tuple[str, ...] = ()
+    #: False for ``SEC("?xdp")``: libbpf's "do not load unless enabled" prefix.
+    #: ``kind`` is classified from the name without the ``?``.
+    autoload: bool = True
 
     @property
     def size(self) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, NoReturn, Optional, Tuple
+from typing import Dict, Iterator, List, Literal, NoReturn, Optional, Tuple, Type
 
 from purebpf.errors import ElfError
 from purebpf.spec import SectionInfo, SymbolInfo
@@ -58,7 +58,7 @@ _LLVM_SECTION_TYPES = {
 MAX_NOBITS_SIZE = 1 << 30
 
 
-def _foreign_errors() -> Tuple[type, ...]:
+def _foreign_errors() -> Tuple[Type[BaseException], ...]:
     """Exceptions that malformed input can make pyelftools (or slicing) raise."""
     from elftools.common.exceptions import ELFError, ELFParseError
     from elftools.construct.core import ConstructError
@@ -68,7 +68,7 @@ def _foreign_errors() -> Tuple[type, ...]:
             EOFError, AttributeError, TypeError)
 
 
-def foreign_errors() -> Tuple[type, ...]:
+def foreign_errors() -> Tuple[Type[BaseException], ...]:
     """Foreign exception types translated into ParseErrors at the reader's edge."""
     return _foreign_errors()
 
@@ -112,7 +112,7 @@ class ElfContainer:
 
     # -- header ----------------------------------------------------------
 
-    def _check_header(self) -> str:
+    def _check_header(self) -> Literal['little', 'big']:
         """Check ``e_ident``, ``e_type`` and ``e_machine`` from the raw bytes."""
         data = self.data
         if len(data) < 64:
@@ -123,6 +123,7 @@ class ElfContainer:
         if data[4] != 2:
             self.fail(f"not ELFCLASS64 (EI_CLASS={data[4]}); BPF objects are 64-bit",
                       section="ELF header", offset=4)
+        byteorder: Literal['little', 'big']
         if data[5] == 1:
             byteorder = "little"
         elif data[5] == 2:

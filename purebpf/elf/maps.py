@@ -239,18 +239,17 @@ def attach_initial_values(elf: ElfContainer, maps: List[Tuple[MapSpec, MapLocati
                     if loc.offset <= rel.offset < loc.offset + loc.size:
                         owner = (spec, loc)
                         break
-                where = dict(section=rel_info.name, offset=rel.offset)
                 if owner is None:
                     elf.fail(f"relocation at {rel.offset:#x} is not inside any map definition",
-                             **where)
+                             section=rel_info.name, offset=rel.offset)
                 spec, loc = owner
                 if loc.values_offset < 0:
                     elf.fail(f"map {spec.name!r}: relocation at {rel.offset:#x} but the map has "
-                             f"no 'values' member", **where)
+                             f"no 'values' member", section=rel_info.name, offset=rel.offset)
                 moff = rel.offset - loc.offset - loc.values_offset
                 if moff < 0 or moff % _PTR_SIZE:
                     elf.fail(f"map {spec.name!r}: relocation at {rel.offset:#x} is not on a "
-                             f"'values' pointer slot", **where)
+                             f"'values' pointer slot", section=rel_info.name, offset=rel.offset)
                 slot = moff // _PTR_SIZE
                 sym = elf.symbol(rel.sym_index, section=rel_info.name)
                 from purebpf.uapi import MapType
@@ -258,18 +257,18 @@ def attach_initial_values(elf: ElfContainer, maps: List[Tuple[MapSpec, MapLocati
                 if spec.type == MapType.PROG_ARRAY:
                     if sym.type != "STT_FUNC":
                         elf.fail(f"prog array {spec.name!r}: slot {slot} refers to {sym.name!r}, "
-                                 f"which is not a function", **where)
+                                 f"which is not a function", section=rel_info.name, offset=rel.offset)
                     target_name = program_names.get((sym.section_index, sym.value))
                     if target_name is None:
-                        elf.fail(f"prog array {spec.name!r}: no program {sym.name!r}", **where)
+                        elf.fail(f"prog array {spec.name!r}: no program {sym.name!r}", section=rel_info.name, offset=rel.offset)
                 else:
                     target_name = map_at.get((sym.section_index, sym.value))
                     if target_name is None:
                         elf.fail(f"map {spec.name!r}: slot {slot} refers to {sym.name!r}, which "
-                                 f"is not a map in .maps", **where)
+                                 f"is not a map in .maps", section=rel_info.name, offset=rel.offset)
                 if spec.max_entries and slot >= spec.max_entries:
                     elf.fail(f"map {spec.name!r}: initial value slot {slot} is beyond "
-                             f"max_entries {spec.max_entries}", **where)
+                             f"max_entries {spec.max_entries}", section=rel_info.name, offset=rel.offset)
                 slots[spec.name][slot] = target_name
     out = []
     for spec, _ in maps:

@@ -188,12 +188,13 @@ def _read_btf(elf: ElfContainer) -> "Tuple[Optional[Btf], Optional[BtfExt], byte
 def _rebase(records: Any, start: int, end: int) -> Tuple[Any, ...]:
     """Records of ``[start, end)`` with ``insn_off`` made relative to ``start``."""
     out = []
-    for rec in records:
+    for item in records:
+        rec: Any = item
         if start <= rec.insn_off < end:
-            if dataclasses.is_dataclass(rec):
-                out.append(dataclasses.replace(rec, insn_off=rec.insn_off - start))
-            else:  # a NamedTuple
+            if hasattr(rec, "_replace"):  # a NamedTuple
                 out.append(rec._replace(insn_off=rec.insn_off - start))
+            else:  # a frozen dataclass
+                out.append(dataclasses.replace(rec, insn_off=rec.insn_off - start))
     return tuple(out)
 
 
@@ -263,7 +264,8 @@ def _assemble(elf: ElfContainer, functions: "List[FunctionCode]",
         for callee in _local_calls(func, prog_relocs, index):
             if callee not in calls:
                 calls.append(callee)
-        kind = None if func.is_subprogram else classify_section(sec)
+        autoload = not sec.startswith("?")
+        kind = None if func.is_subprogram else classify_section(sec if autoload else sec[1:])
         linkage = {"STB_GLOBAL": "global", "STB_LOCAL": "static",
                    "STB_WEAK": "weak"}.get(func.symbol.bind, func.symbol.bind)
         spec = ProgramSpec(
@@ -286,6 +288,7 @@ def _assemble(elf: ElfContainer, functions: "List[FunctionCode]",
             line_info=line_info,
             core_relos=core_relos,
             calls=tuple(calls),
+            autoload=autoload,
         )
         (subprograms if func.is_subprogram else programs).append(spec)
     names = [p.name for p in programs + subprograms]
