@@ -45,14 +45,18 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "raw":
         from purebpf.btf.dump_raw import dump_raw
 
-        sys.stdout.write(dump_raw(btf))
+        text = dump_raw(btf)
     elif args.format == "json":
         from purebpf.btf.dump_json import dump_json
 
-        sys.stdout.write(dump_json(btf))
-        sys.stdout.write("\n")
+        text = dump_json(btf)
     else:
         from purebpf.btf.dump_c import dump_c
 
-        sys.stdout.write(dump_c(btf, root_types=_resolve_roots(btf, args.root)))
+        text = dump_c(btf, root_types=_resolve_roots(btf, args.root))
+    # BTF names are bytes; names that are not UTF-8 were decoded with
+    # surrogateescape and go back out as the very same bytes (as bpftool prints them).
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
     return 0
