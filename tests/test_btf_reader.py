@@ -464,6 +464,22 @@ def test_header_and_attributes(built_objects: List[Path]) -> None:
     assert [our_wire(t) for t in be] == [our_wire(t) for t in le]
 
 
+def test_from_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(BtfError) as exc:
+        Btf.from_file(tmp_path / "missing.o")
+    assert exc.value.file == str(tmp_path / "missing.o")
+    with pytest.raises(BtfError) as exc:
+        Btf.from_file("/bin/true")  # an ELF file without .BTF
+    assert exc.value.section == ".BTF"
+    bad_elf = tmp_path / "bad.o"
+    bad_elf.write_bytes(b"\x7fELF" + b"\xff" * 60)
+    with pytest.raises(BtfError):
+        Btf.from_file(bad_elf)
+    raw = tmp_path / "raw.btf"
+    raw.write_bytes(make_btf(INT, STRS))
+    assert Btf.from_file(raw).find("int").id == 1
+
+
 def test_type_names_follow_the_c_source(built_objects: List[Path]) -> None:
     """type_name spells the C declarations of TEST_SOURCE."""
     btf = Btf.from_file(built_objects[0])

@@ -25,8 +25,6 @@ from construct import (  # type: ignore[import-untyped]
     ByteSwapped,
     Construct,
     Flag,
-    Int16sb,
-    Int16sl,
     Int16ub,
     Int16ul,
     Int32sb,
@@ -80,7 +78,6 @@ class WireFormat:
         u16 = Int16ul if little else Int16ub
         u32 = Int32ul if little else Int32ub
         s32 = Int32sl if little else Int32sb
-        _ = Int16sl, Int16sb  # (kept for symmetry of the imports)
 
         def u32_bits(bits: Construct) -> Construct:
             """A u32 split into bit fields, most significant field first."""
