@@ -540,6 +540,8 @@ def test_handmade_btf_dumps() -> None:
     ([int_type("int"), ref_type(KIND_TYPEDEF, 99, "dangling")], "dangling id"),
     # a struct member of a type id that does not exist
     ([struct_type("s", 4, [("m", 42, 0)])], "dangling member"),
+    # a struct size that would need a gigabyte of padding lines
+    ([int_type("int"), struct_type("huge", 1 << 30, [("m", 1, 0)])], "huge padding"),
     # names that are not C identifiers
     ([int_type("int"), struct_type("not an identifier", 4, [("m", 1, 0)])], "bad struct name"),
     ([int_type("int"), struct_type("s", 4, [("m-1", 1, 0)])], "bad member name"),

@@ -124,6 +124,9 @@ _NOT_EMITTED, _EMITTING, _EMITTED = 0, 1, 2
 _MAX_WALK_DEPTH = 400
 _MAX_DECL_NESTING = 120
 _MAX_CHAIN_LEN = 4096
+#: The largest hole between members written as padding (1 MiB, some 130,000
+#: ``long: 64;`` lines); a larger one only comes from a corrupt size or offset.
+_MAX_PADDING_BITS = 8 << 20
 #: libbpf's ``MAX_RESOLVE_DEPTH`` for ``btf__resolve_size()``.
 _MAX_RESOLVE_DEPTH = 32
 _U32_MAX = 0xFFFFFFFF
@@ -830,6 +833,9 @@ class _CDumper:
         """
         if cur >= nxt:
             return
+        if nxt - cur > _MAX_PADDING_BITS:
+            raise self._error(f"a gap of {(nxt - cur) // 8} bytes inside a struct/union "
+                              "(corrupt size or offset?)")
         out = self.out
         pfx = _PFX[lvl]
         pads = self._pads
