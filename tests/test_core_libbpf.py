@@ -133,26 +133,24 @@ def programs_of(lib: ctypes.CDLL, obj: int) -> List[Tuple[str, int]]:
 
 
 class _Capture:
-    """The one process-wide custom SEC() handler.
+    """Custom SEC() handlers that capture relocated instructions and abort the load.
 
-    libbpf 1.1 corrupts its heap when a custom handler is unregistered and
-    another registered later (the handler array is reallocated to size 0), so
-    the handler is registered once and never removed; ``capture`` switches it
-    between "record the instructions and abort the load" (a dict) and "let
-    the load proceed normally" (None).
+    libbpf 1.1 corrupts its heap when its custom-handler array shrinks to zero
+    entries and a handler is registered again, so one sentinel handler (for a
+    section name no object uses) is registered once and never removed; the
+    capturing handlers are registered only for the duration of a capture, and
+    libbpf's own SEC() handling is intact outside of it.
     """
 
     lib: Optional[ctypes.CDLL] = None
-    handlers: Dict[str, int] = {}
     capture: Optional[Dict[str, bytes]] = None
     keep: List[object] = []
 
     @classmethod
-    def ensure(cls, section: str, prog_type: int) -> ctypes.CDLL:
+    def library(cls) -> ctypes.CDLL:
         if cls.lib is None:
-            cls.lib = libbpf()
-        lib = cls.lib
-        if section not in cls.handlers:
+            lib = libbpf()
+
             @PREPARE_FN
             def prepare(prog: int, opts: int, cookie: int) -> int:
                 if cls.capture is None:
@@ -163,17 +161,40 @@ class _Capture:
                 return -125  # -ECANCELED: stop here, never load
 
             hopts = HandlerOpts(sz=ctypes.sizeof(HandlerOpts), prog_prepare_load_fn=prepare)
-            handler = lib.libbpf_register_prog_handler(section.encode(), prog_type, 0, ctypes.byref(hopts))
-            assert handler >= 0, handler
-            cls.handlers[section] = handler
+            sentinel = lib.libbpf_register_prog_handler(b"purebpf_test_sentinel", 0, 0, ctypes.byref(hopts))
+            assert sentinel >= 0, sentinel
             cls.keep += [prepare, hopts]
-        return lib
+            cls.lib = lib
+        return cls.lib
+
+    @classmethod
+    def register(cls, patterns: Dict[str, int]) -> List[int]:
+        """Install capturing handlers for ``{section pattern: prog type}``."""
+        lib = cls.library()
+        hopts = cls.keep[1]
+        ids = []
+        for pattern, prog_type in patterns.items():
+            hid = lib.libbpf_register_prog_handler(pattern.encode(), prog_type, 0, ctypes.byref(hopts))  # type: ignore[arg-type]
+            assert hid >= 0, (pattern, hid)
+            ids.append(hid)
+        return ids
+
+    @classmethod
+    def unregister(cls, ids: List[int]) -> None:
+        lib = cls.library()
+        for hid in ids:
+            lib.libbpf_unregister_prog_handler(hid)
 
 
-def libbpf_relocated(path: Path, target: Optional[Path], section: str = "raw_tp+",
-                     prog_type: int = BPF_PROG_TYPE_RAW_TRACEPOINT) -> Dict[str, bytes]:
-    """Each program's instructions as libbpf would load them (CO-RE applied)."""
-    lib = _Capture.ensure(section, prog_type)
+def libbpf_relocated(path: Path, target: Optional[Path],
+                     patterns: Optional[Dict[str, int]] = None) -> Dict[str, bytes]:
+    """Each program's instructions as libbpf would load them (CO-RE applied).
+
+    ``patterns`` maps the SEC() patterns of the object to program types
+    (default: the fixtures' ``raw_tp``).
+    """
+    lib = _Capture.library()
+    ids = _Capture.register(patterns or {"raw_tp+": BPF_PROG_TYPE_RAW_TRACEPOINT})
     captured: Dict[str, bytes] = {}
     _Capture.capture = captured
     try:
@@ -188,12 +209,13 @@ def libbpf_relocated(path: Path, target: Optional[Path], section: str = "raw_tp+
                 lib.bpf_object__close(obj)
     finally:
         _Capture.capture = None
+        _Capture.unregister(ids)
     return captured
 
 
 def shared_libbpf() -> ctypes.CDLL:
-    """The process-wide libbpf handle (with the pass-through handler installed)."""
-    return _Capture.ensure("raw_tp+", BPF_PROG_TYPE_RAW_TRACEPOINT)
+    """The process-wide libbpf handle (libbpf's own SEC() handlers in effect)."""
+    return _Capture.library()
 
 
 def programs_of_path(lib: ctypes.CDLL, path: Path, target: Optional[Path]) -> List[Tuple[str, int]]:
