@@ -522,8 +522,15 @@ class Btf:
 
             self._scans += 1
             if self._name_bytes is None:
-                self._name_bytes = self._name_column().tobytes()
-                self._name_set = set(self._name_column())
+                if self._name_offs is None:
+                    # One tuple feeds both the column and the set (a set built
+                    # from a tuple reuses its int objects: twice as fast).
+                    values = tuple(map(self._words.__getitem__, self._offsets))
+                    self._name_offs = array("I", values)
+                    self._name_set = set(values)
+                else:
+                    self._name_set = set(self._name_offs)
+                self._name_bytes = self._name_offs.tobytes()
             own_indexes = scan_lookup(self, wanted, self._name_bytes, self._name_set)
         start = self.start_id
         own = [start + i for i in own_indexes]
