@@ -230,18 +230,24 @@ def slots(code: bytes) -> List[bytes]:
     return [code[i:i + 8] for i in range(0, len(code), 8)]
 
 
-def compare_program(ours: Sequence[object], theirs: bytes, start: int = 0) -> List[str]:
+def compare_program(ours: Sequence[object], theirs: bytes, start: int = 0,
+                    elf_sites: Sequence[int] = ()) -> List[str]:
     """Differences between our instructions and libbpf's slots starting at ``start``.
 
-    Skipped: ld_imm64 that libbpf turned into map/global references (src != 0),
-    and the immediate of bpf-to-bpf calls (filled by libbpf's linker).
+    Skipped: the ELF relocation sites of the program (``elf_sites``, slots
+    relative to the program: map/global/extern ld_imm64 and calls, which libbpf
+    fills in after CO-RE), any other ld_imm64 that libbpf turned into a map
+    reference (src != 0), and the immediate of bpf-to-bpf calls.
     """
     mine = slots(encode(list(ours)))  # type: ignore[arg-type]
     lib_slots = slots(theirs)[start:start + len(mine)]
+    skip = set()
+    for site in elf_sites:
+        skip.update((site, site + 1) if mine[site][0] == 0x18 else (site,))
     diffs: List[str] = []
     skip_next = False
     for i, (a, b) in enumerate(zip(mine, lib_slots)):
-        if skip_next:
+        if skip_next or i in skip:
             skip_next = False
             continue
         if b[0] == 0x18 and (b[1] >> 4) != 0:   # ld_imm64 with a pseudo src (map, map value)
@@ -350,3 +356,50 @@ def test_differential_check_detects_unrelocated_code() -> None:
     theirs = libbpf_relocated(OBJ / "fields.bpf.o", OBJ / "target_v1.o")
     prog = spec.program("core_fields")
     assert len(compare_program(prog.instructions, theirs["core_fields"])) > 20
+
+
+# --------------------------------------------------------------------------- all fixtures
+
+
+def _fixture_objects_with_core() -> List[str]:
+    out = []
+    for path in sorted((ROOT / "fixtures" / "obj").glob("*.bpf.o")):
+        try:
+            spec = ObjectSpec.from_file(str(path))
+        except Exception:  # noqa: BLE001 - another test reports unreadable fixtures
+            continue
+        if spec.byteorder == "little" and any(p.core_relos for p in spec.programs + spec.subprograms):
+            out.append(path.name)
+    return out
+
+
+@pytest.mark.parametrize("obj_name", _fixture_objects_with_core())
+def test_project_fixtures_match_libbpf_on_vmlinux(obj_name: str) -> None:
+    """Every project fixture with CO-RE records, relocated against the running
+    kernel, gives libbpf's instructions for each program libbpf could relocate."""
+    needs_root()
+    path = ROOT / "fixtures" / "obj" / obj_name
+    spec = ObjectSpec.from_file(str(path))
+    patterns = {p.kind.pattern: int(p.kind.prog_type) for p in spec.programs if p.kind is not None}
+    ours = relocate_object(spec)
+    theirs = libbpf_relocated(path, None, patterns)
+    compared = 0
+    for prog in spec.programs:
+        if prog.name not in theirs:
+            # libbpf stopped before relocating it (e.g. an extern it cannot resolve)
+            continue
+        mine = ours.programs[prog.name]
+        assert not mine.errors, [str(e) for e in mine.errors]
+        diffs = compare_program(mine.instructions, theirs[prog.name],
+                                elf_sites=[r.slot for r in prog.relocations])
+        calls = subprogram_starts(theirs[prog.name], 0)
+        for rel in prog.relocations:
+            if rel.kind.name == "SUBPROG_CALL" and rel.slot in calls:
+                sub = spec.program(rel.target) if rel.target in {p.name for p in spec.programs} \
+                    else next(p for p in spec.subprograms if p.name == rel.target)
+                diffs += compare_program(ours.programs[rel.target].instructions, theirs[prog.name],
+                                         calls[rel.slot], elf_sites=[r.slot for r in sub.relocations])
+        assert not diffs, f"{prog.name}: " + "; ".join(diffs)
+        compared += len(mine.explanations)
+    assert compared > 0 or not any(p.core_relos for p in spec.programs), \
+        f"libbpf relocated none of {obj_name}'s programs with CO-RE records"
