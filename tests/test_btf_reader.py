@@ -703,6 +703,36 @@ def test_cache_round_trip(vmlinux_pair: Tuple[Btf, int], tmp_path: Path,
     assert btf_cache.load(btf_cache.key_for(btf.raw), type_len=btf.header.type_len) is None
 
 
+def test_tampered_cache_raises_only_btf_errors(built_objects: List[Path], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache file with a valid checksum but nonsense offsets cannot crash the reader."""
+    import zlib
+
+    monkeypatch.setenv("PUREBPF_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("PUREBPF_NO_CACHE", raising=False)
+    raw = _elf_btf(built_objects[0])
+    Btf(raw, use_cache=True)
+    (path,) = list(tmp_path.iterdir())
+    blob = bytearray(path.read_bytes())
+    head = struct.Struct("=8s32sIII")
+    magic, key, count, type_len, _ = head.unpack_from(blob, 0)
+    struct.pack_into("=I", blob, head.size + 4 * 5, 0x0FFFFFF0)  # offsets[5]
+    struct.pack_into("=I", blob, head.size + 4 * count * 3, 0x0FFFFFF0)  # first hash order entry
+    payload = bytes(blob[head.size:])
+    head.pack_into(blob, 0, magic, key, count, type_len, zlib.crc32(payload))
+    path.write_bytes(bytes(blob))
+    btf = Btf(raw, use_cache=True)
+    with pytest.raises(BtfError):
+        btf[6]
+    with pytest.raises(BtfError):
+        btf.kind_of(6)
+    for t_id in btf.ids():
+        try:
+            btf.find_by_name(btf.type_name(t_id) if t_id != 6 else "x")
+        except (BtfError, NotFoundError):
+            pass
+
+
 def test_cache_disabled_and_unwritable(built_objects: List[Path], tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     raw = _elf_btf(built_objects[0])

@@ -131,8 +131,8 @@ class NameIndex:
             try:
                 if btf._raw_string(name_offs[i]) == name:
                     found.append(i)
-            except ParseError:
-                pass
+            except (ParseError, IndexError):
+                pass  # a bad name never matches
             j += 1
         found.sort()
         return found

@@ -329,7 +329,11 @@ class Btf:
         index = type_id - self.start_id
         if index >= len(self._offsets):
             raise NotFoundError("type", type_id)
-        t = self._decode(type_id, self._offsets[index])
+        offset = self._offsets[index]
+        try:
+            t = self._decode(type_id, offset)
+        except IndexError as exc:  # only with a tampered cache file: the pass checks bounds
+            raise self._error(type_id, offset, "type runs past the type section") from exc
         self._types[type_id] = t
         return t
 
@@ -472,7 +476,10 @@ class Btf:
         index = type_id - self.start_id
         if index >= len(self._offsets):
             raise NotFoundError("type", type_id)
-        return BtfKind((self._words[self._offsets[index] + 1] >> 24) & 0x1F)
+        try:
+            return BtfKind((self._words[self._offsets[index] + 1] >> 24) & 0x1F)
+        except (IndexError, ValueError) as exc:  # only with a tampered cache file
+            raise self._error(type_id, self._offsets[index], "bad type header") from exc
 
     def _name_column(self) -> "array[int]":
         """``name_off`` of every own type, in id order (host order u32)."""
