@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -474,7 +474,7 @@ def _bpftool_prog_ids(obj: Path, pin_dir: str) -> Optional[List[int]]:
     return ids
 
 
-def _compare_xlated(prog_id: int, tmp: Path) -> Tuple[int, List[str]]:
+def _compare_xlated(prog_id: int, tmp: Path, seen_src: Optional[Set[int]] = None) -> Tuple[int, List[str]]:
     raw = tmp / f"xlated_{prog_id}.bin"
     subprocess.run(["bpftool", "prog", "dump", "xlated", "id", str(prog_id), "file", str(raw)],
                    check=True, capture_output=True)
@@ -494,6 +494,8 @@ def _compare_xlated(prog_id: int, tmp: Path) -> Tuple[int, List[str]]:
         if _bpftool_predates(insn):
             continue
         assert code == insn.opcode, (slot, their_text)
+        if seen_src is not None and insn.is_ld_imm64:
+            seen_src.add(insn.src)
         if insn.is_pseudo_call:
             # In a JITed program's xlated image the kernel keeps the callee's
             # subprogram index in imm and the pc-relative offset in off;
@@ -526,6 +528,7 @@ def test_format_matches_bpftool_xlated(corpus: List[Path], tmp_path: Path) -> No
     compared = 0
     problems: List[str] = []
     loaded_required = 0
+    seen_src: Set[int] = set()
     for obj in ours_required + others:
         pin_dir = f"/sys/fs/bpf/purebpf_test_{uuid.uuid4().hex[:12]}"
         try:
@@ -535,13 +538,15 @@ def test_format_matches_bpftool_xlated(corpus: List[Path], tmp_path: Path) -> No
                 continue
             loaded_required += obj in ours_required
             for prog_id in ids:
-                n, bad = _compare_xlated(prog_id, tmp_path)
+                n, bad = _compare_xlated(prog_id, tmp_path, seen_src)
                 compared += n
                 problems += [f"{obj.name}: {b}" for b in bad]
         finally:
             shutil.rmtree(pin_dir, ignore_errors=True)
     assert not problems, "\n".join(problems[:40])
     assert loaded_required == 2 and compared > 150
+    # plain constants, map[id:N], map[id:N][0]+OFF and subprog[+N] were all compared
+    assert {0, op.BPF_PSEUDO_MAP_FD, op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_FUNC} <= seen_src, seen_src
 
 
 def test_disassemble_lines_follow_llvm_slots_and_opcodes(corpus: List[Path]) -> None:
