@@ -660,6 +660,22 @@ def test_split_btf_from_file(split_pair: Tuple[Btf, Btf, int, int], tmp_path: Pa
     assert [our_wire(t) for t in again] == [our_wire(t) for t in split]
 
 
+def test_split_btf_cache(split_pair: Tuple[Btf, Btf, int, int], built_objects: List[Path],
+                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base, split, _, _ = split_pair
+    monkeypatch.setenv("PUREBPF_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("PUREBPF_NO_CACHE", raising=False)
+    first = Btf(split.raw, base=base, use_cache=True)
+    second = Btf(split.raw, base=base, use_cache=True)
+    assert len(list(tmp_path.iterdir())) == 1
+    for name in ("e", "split_s", "int", "split_fn", "s"):
+        assert first.find_by_name(name) == second.find_by_name(name) == split.find_by_name(name)
+    # the same split bytes on another base get another key (names come from the base)
+    other_base = Btf.from_file(built_objects[1])
+    third = Btf(split.raw, base=other_base, use_cache=True)
+    assert third._key != first._key and len(list(tmp_path.iterdir())) == 2
+
+
 def test_kernel_btf_loaders(vmlinux_pair: Tuple[Btf, int], tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     btf, _ = vmlinux_pair

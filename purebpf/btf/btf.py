@@ -143,6 +143,11 @@ class Btf:
 
     def __init__(self, data: bytes, *, base: Optional["Btf"] = None, name: str = "<bytes>",
                  use_cache: bool = False) -> None:
+        """Open ``data`` (prefer the named constructors).
+
+        With ``use_cache`` the offset table and name index are read from (or
+        written to) the on-disk cache of :mod:`purebpf.btf.cache`.
+        """
         self.name = name
         self.raw = data
         self.base = base
@@ -163,12 +168,15 @@ class Btf:
         self._name_set: Set[int] = set()
         self._scans = 0
         self._align_memo: Dict[int, int] = {}
+        self._key: Optional[bytes] = None
         offsets: Optional["array[int]"] = None
         cache_key: Optional[bytes] = None
         if use_cache:
             from purebpf.btf import cache
 
-            cache_key = cache.key_for(data)
+            # The name index of a split BTF also depends on its base's strings.
+            cache_key = cache.key_for(data, base=base._content_key() if base is not None else b"")
+            self._key = cache_key
             loaded = cache.load(cache_key, type_len=hdr.type_len)
             if loaded is not None:
                 offsets, self._name_offs, self._name_index = loaded
@@ -182,6 +190,15 @@ class Btf:
             self._name_index = self._build_name_index()
             cache.store(cache_key, offsets, self._name_column(), self._name_index,
                         type_len=hdr.type_len)
+
+    def _content_key(self) -> bytes:
+        """The cache key of this BTF's bytes (and its base's), computed once."""
+        if self._key is None:
+            from purebpf.btf import cache
+
+            self._key = cache.key_for(self.raw, base=self.base._content_key()
+                                      if self.base is not None else b"")
+        return self._key
 
     # ------------------------------------------------------------------ opening
 

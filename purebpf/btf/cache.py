@@ -5,8 +5,9 @@ plus, on the first name lookup, hashing every type name.  Both results depend
 only on the BTF bytes, so they can be kept on disk and reloaded with a few
 ``array.frombytes`` calls.
 
-* Key: SHA-256 of the BTF bytes, plus the cache format version and the host
-  byte order (the arrays are stored in host order).
+* Key: SHA-256 of the BTF bytes, plus the cache format version, the host
+  byte order (the arrays are stored in host order) and, for split BTF, the
+  base's key.
 * Location: ``$PUREBPF_CACHE_DIR``, else ``$XDG_CACHE_HOME/purebpf``, else
   ``~/.cache/purebpf``.  ``PUREBPF_NO_CACHE=1`` disables it.
 * Writes are atomic (temporary file + ``os.replace``).  Reads are verified
@@ -62,10 +63,15 @@ def cache_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "purebpf")
 
 
-def key_for(data: bytes) -> bytes:
-    """The content key of a BTF blob (SHA-256 over version, byte order and bytes)."""
+def key_for(data: bytes, *, base: bytes = b"") -> bytes:
+    """The content key of a BTF blob (SHA-256 over version, byte order and bytes).
+
+    ``base`` is the key of the base BTF for split BTF (the name index of a
+    split BTF depends on the base's strings), empty otherwise.
+    """
     h = hashlib.sha256()
     h.update(f"purebpf-btf-index/{FORMAT_VERSION}/{sys.byteorder}/".encode())
+    h.update(base)
     h.update(data)
     return h.digest()
 
