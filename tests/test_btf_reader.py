@@ -900,6 +900,25 @@ def test_dangling_references_and_loops() -> None:
         ptr_loop.type_name(2)
 
 
+def test_branching_loops_fail_fast() -> None:
+    """Self-referencing prototypes/structs with two references each: no exponential walk."""
+    proto = _lazy_bad(INT + [0, info(13, 2), 1, 0, 2, 0, 2])  # int (*)(self, self)
+    with pytest.raises(BtfError):
+        proto.type_name(2)
+    wide = _lazy_bad(INT + [5, info(4, 2), 8, 7, 2, 0, 7, 2, 32])  # struct s { s a; s a; }
+    with pytest.raises(BtfError):
+        wide.align_of(2)
+    # a deep DAG of prototypes: each references the next one twice
+    words = list(INT)
+    for i in range(2, 40):
+        words += [0, info(13, 2), 1, 0, i + 1, 0, i + 1]
+    words += [0, info(2), 1]
+    dag = _lazy_bad(words)
+    with pytest.raises(BtfError):
+        dag.type_name(2)
+    assert dag.type_name(len(dag) - 2) == "int (int *, int *)"
+
+
 def test_size_overflow_and_sizeless() -> None:
     big = _lazy_bad(INT + [0, info(3), 0, 1, 1, 0x7FFFFFFF])
     with pytest.raises(BtfError):

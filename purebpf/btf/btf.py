@@ -90,6 +90,8 @@ _MAX_CHAIN = 256
 # libbpf's MAX_RESOLVE_DEPTH for btf__resolve_size.
 _MAX_RESOLVE_DEPTH = 32
 _POINTER_SIZE = 8
+# Types visited to spell one type name (a struct member's type is a handful).
+_MAX_NAME_NODES = 4096
 # Name lookups answered by scanning before the hash index is worth building.
 _SCANS_BEFORE_INDEX = 64
 _U32_MAX = 0xFFFFFFFF
@@ -168,6 +170,7 @@ class Btf:
         self._name_set: Set[int] = set()
         self._scans = 0
         self._align_memo: Dict[int, int] = {}
+        self._align_active: Set[int] = set()
         self._key: Optional[bytes] = None
         offsets: Optional["array[int]"] = None
         cache_key: Optional[bytes] = None
@@ -652,8 +655,17 @@ class Btf:
         memo = self._align_memo.get(type_id)
         if memo is not None:
             return memo
-        if depth > _MAX_CHAIN:
+        if depth > _MAX_CHAIN or type_id in self._align_active:
             raise self._loop_error(type_id, "alignment resolution")
+        self._align_active.add(type_id)
+        try:
+            result = self._align_uncached(type_id, depth)
+        finally:
+            self._align_active.discard(type_id)
+        self._align_memo[type_id] = result
+        return result
+
+    def _align_uncached(self, type_id: int, depth: int) -> int:
         t = self[type_id]
         k = t.kind
         if k in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FLOAT):
@@ -682,7 +694,6 @@ class Btf:
         else:
             raise BtfError(f"type [{type_id}]: {k.name} has no alignment", file=self.name,
                            section="types")
-        self._align_memo[type_id] = result
         return result
 
     def _checked(self, type_id: int, referrer: int) -> int:
@@ -693,12 +704,22 @@ class Btf:
 
     def type_name(self, type_id: int) -> str:
         """A readable C spelling: ``struct task_struct``, ``char[16]``, ``int (*)(void *)``."""
-        return self._declare(type_id, "", 0)
+        return self._declare(type_id, "", 0, type_id, [_MAX_NAME_NODES])
 
-    def _declare(self, type_id: int, inner: str, depth: int) -> str:
+    def _declare(self, type_id: int, inner: str, depth: int, parent: int, budget: List[int]) -> str:
+        """Spell ``type_id`` around the declarator ``inner`` (C's inside-out syntax).
+
+        ``budget`` counts the types visited: function prototypes branch, so a
+        malicious prototype listing itself twice would otherwise take
+        exponential time before reaching the depth limit.
+        """
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise BtfError(f"type [{parent}]: type name too complex (over {_MAX_NAME_NODES} "
+                           "types, or a loop)", file=self.name, section="types")
         if depth > _MAX_CHAIN:
             raise self._loop_error(type_id, "declarator")
-        t = self[type_id] if depth == 0 else self._ref(type_id, type_id)
+        t = self[type_id] if depth == 0 else self._ref(type_id, parent)
         k = t.kind
 
         def spaced(base: str) -> str:
@@ -721,10 +742,10 @@ class Btf:
             star = "*" + inner
             if target.kind in (BtfKind.ARRAY, BtfKind.FUNC_PROTO):
                 star = "(" + star + ")"
-            return self._declare(t.type, star, depth + 1)  # type: ignore[union-attr]
+            return self._declare(t.type, star, depth + 1, type_id, budget)  # type: ignore[union-attr]
         if k is BtfKind.ARRAY:
             assert isinstance(t, Array)
-            return self._declare(t.type, f"{inner}[{t.nelems}]", depth + 1)
+            return self._declare(t.type, f"{inner}[{t.nelems}]", depth + 1, type_id, budget)
         if k is BtfKind.FUNC_PROTO:
             assert isinstance(t, FuncProto)
             params = []
@@ -732,8 +753,8 @@ class Btf:
                 if prm.type == 0 and not prm.name:
                     params.append("...")
                 else:
-                    params.append(self._declare(prm.type, "", depth + 1))
-            return self._declare(t.return_type, f"{inner}({', '.join(params) or 'void'})", depth + 1)
+                    params.append(self._declare(prm.type, "", depth + 1, type_id, budget))
+            return self._declare(t.return_type, f"{inner}({', '.join(params) or 'void'})", depth + 1, type_id, budget)
         if k in _QUALIFIERS:
             if k is BtfKind.TYPE_TAG:
                 word = f"__attribute__((btf_type_tag(\"{t.name}\")))"
@@ -741,8 +762,8 @@ class Btf:
                 word = k.name.lower()
             target = self._ref(t.type, type_id)  # type: ignore[union-attr]
             if target.kind is BtfKind.PTR:
-                return self._declare(t.type, word + (" " + inner if inner else ""), depth + 1)  # type: ignore[union-attr]
-            return word + " " + self._declare(t.type, inner, depth + 1)  # type: ignore[union-attr]
+                return self._declare(t.type, word + (" " + inner if inner else ""), depth + 1, type_id, budget)  # type: ignore[union-attr]
+            return word + " " + self._declare(t.type, inner, depth + 1, type_id, budget)  # type: ignore[union-attr]
         if k is BtfKind.FUNC:
             return spaced(t.name)
         return spaced(t.name or f"({k.name.lower()})")
