@@ -361,6 +361,7 @@ def test_find_by_name_matches_libbpf(all_objects: List[Path], libbpf: Libbpf) ->
                 assert every == sorted(i for i in btf.ids() if btf[i].name == name)
             assert libbpf.lib.btf__find_by_name_kind(h, b"no_such_type_xyz", 4) < 0
             assert btf.find_by_name("no_such_type_xyz") == []
+            assert btf.find_by_name("int\0x") == []
         finally:
             libbpf.lib.btf__free(h)
 

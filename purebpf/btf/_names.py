@@ -4,19 +4,21 @@ Two strategies, same answers:
 
 * :func:`scan_lookup` needs no index at all.  It finds every offset in the
   string section holding exactly the wanted name (``bytes.find`` of
-  ``name + b"\0"``: runs in C over the whole section), then finds those
-  offsets in the column of type ``name_off`` words (again ``bytes.find``, over
-  4 bytes per type).  A lookup in vmlinux costs about a millisecond, and
-  opening a BTF pays nothing up front: the right choice for the few dozen
-  lookups of a CO-RE load.
+  ``name + b"\0"``, in C over the whole section), then finds those offsets in
+  the column of type ``name_off`` words (again ``bytes.find``, 4 bytes per
+  type).  A lookup in vmlinux costs one to three milliseconds and opening a
+  BTF pays nothing up front: the right choice for the few dozen lookups of a
+  CO-RE load.
 
-* :class:`NameIndex` is built in one go, without decoding any type: each type's
-``name_off`` (the first word of its ``struct btf_type``) is hashed through the
-string section, and the (hash, index) pairs are kept sorted in two flat
-``array('I')`` columns.  A lookup hashes the wanted name, binary-searches the
-hash column and checks the few candidates byte for byte.  Flat arrays keep
-the index small (8 bytes per type) and let :mod:`purebpf.btf.cache` store and
-reload it with a single ``frombytes``.
+* :class:`NameIndex` is built in one go, without decoding any type: each
+  type's ``name_off`` (the first word of its ``struct btf_type``) is hashed
+  through the string section, and the (hash, index) pairs are kept sorted in
+  two flat ``array('I')`` columns.  A lookup hashes the wanted name,
+  binary-searches the hash column and checks the few candidates byte for
+  byte.  Flat arrays keep the index small (8 bytes per type) and let
+  :mod:`purebpf.btf.cache` store and reload it with a single ``frombytes``.
+  :class:`~purebpf.btf.Btf` builds it after many scanning lookups, or loads
+  it from the cache.
 
 The hash is CRC-32 (``zlib.crc32``): cheap, in C, and collisions only cost a
 string comparison.

@@ -539,6 +539,8 @@ class Btf:
         if self.base is not None:
             found.extend(self.base.find_by_name(name, kind))
         wanted = name.encode("utf-8", "surrogateescape")
+        if b"\0" in wanted:  # BTF names are NUL-terminated: none contains NUL
+            return found
         index = self._name_index
         if index is None and self._scans >= _SCANS_BEFORE_INDEX:
             index = self._name_index = self._build_name_index()
