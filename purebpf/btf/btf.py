@@ -19,8 +19,10 @@ section* (NUL-terminated names, offset 0 is the empty string)::
 This reader is lazy: opening a BTF blob only checks the header and computes
 where every type starts (see :mod:`purebpf.btf._offsets`).  A type is decoded
 into a :mod:`purebpf.btf.types` object the first time ``btf[type_id]`` asks
-for it, and names are looked up through a name index built on first use (or
-loaded from the on-disk cache, :mod:`purebpf.btf.cache`).
+for it.  Names are found by scanning the string section and the column of
+type ``name_off`` words, then, after many lookups, through a hash index
+(:mod:`purebpf.btf._names`); kernel BTF loads the offsets and the index from
+the on-disk cache of :mod:`purebpf.btf.cache` when it can.
 
 *Split BTF* (kernel modules) continues a base BTF: its first type id is the
 base's ``len()``, and string offsets at or above the base's total string size
