@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -208,7 +208,7 @@ def _synthetic_instructions() -> List[Instruction]:
 # Encodings where LLVM 19's printer differs from the kernel's on purpose or
 # knows no syntax; each entry: (predicate, why).
 def _llvm_sweep_exception(insn: Instruction, llvm_text: str) -> Optional[str]:
-    code, cls, opx = insn.opcode, insn.cls, insn.op
+    code = insn.opcode
     if llvm_text == "<unknown>":
         return "LLVM rejects an encoding that the kernel's printer still prints"
     if insn.is_atomic and insn.imm in (op.BPF_LOAD_ACQ, op.BPF_STORE_REL):
@@ -558,7 +558,7 @@ def test_disassemble_lines_follow_llvm_slots_and_opcodes(corpus: List[Path]) -> 
             insns = decode(data, byteorder)
             notes: List[Tuple[int, Instruction]] = []
 
-            def annotate(slot: int, insn: Instruction) -> Optional[str]:
+            def annotate(slot: int, insn: Instruction, notes: List[Tuple[int, Instruction]] = notes) -> Optional[str]:
                 notes.append((slot, insn))
                 return f"note {slot}" if insn.is_exit else None
 

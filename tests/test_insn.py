@@ -7,6 +7,7 @@ through bpftool) and libbpf's bpf_helper_defs.h for helper numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import struct
@@ -557,7 +558,7 @@ def test_classification_properties() -> None:
     func = Instruction(op.LD_IMM64_OPCODE, src=op.BPF_PSEUDO_FUNC, imm=0xFFFFFFFF)
     assert func.jump_offset() == -1
     assert ldx.with_off(4).off == 4 and ldx.off == 8  # frozen: copies
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         ldx.off = 3  # type: ignore[misc]
 
 

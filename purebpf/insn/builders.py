@@ -24,7 +24,6 @@ from purebpf.insn.opcodes import (
     BPF_JMP,
     BPF_JMP32,
     BPF_K,
-    BPF_LD,
     BPF_LDX,
     BPF_MEM,
     BPF_MEMSX,
