@@ -47,6 +47,7 @@ import gc
 import logging
 import sys
 from array import array
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from purebpf.btf.types import BtfKind
@@ -121,7 +122,7 @@ _NOT_EMITTED, _EMITTING, _EMITTED = 0, 1, 2
 
 #: Nesting limits.  Real BTF stays far below them (vmlinux nests structs a few
 #: dozen levels deep); hitting one means a reference loop in malformed BTF.
-_MAX_WALK_DEPTH = 400
+_MAX_WALK_DEPTH = 250
 _MAX_DECL_NESTING = 120
 _MAX_CHAIN_LEN = 4096
 #: The largest hole between members written as padding (1 MiB, some 130,000
@@ -241,11 +242,13 @@ class _StringTable(Dict[int, str]):
         self.file = btf.name
         self.start = start
         self.base = base
-        self.data = bytes(btf.raw[begin:begin + hdr.str_len])
-        off = start
-        for piece in self.data.split(b"\0"):
-            self[off] = piece.decode("utf-8", "surrogateescape")
-            off += len(piece) + 1
+        self.data = data = bytes(btf.raw[begin:begin + hdr.str_len])
+        # Offsets of the pieces between NULs (from their byte lengths) zipped
+        # with the decoded pieces; NUL is never part of a multi-byte sequence,
+        # so decoding first and splitting after cuts at the same places.
+        lengths_plus_one = map((1).__add__, map(len, data.split(b"\0")))
+        self.update(zip(accumulate(lengths_plus_one, initial=start),
+                        data.decode("utf-8", "surrogateescape").split("\0")))
         self[0] = ""
 
     def __missing__(self, off: int) -> str:
@@ -448,12 +451,11 @@ class _CDumper:
         self._sizes: Dict[int, int] = {}
         self._pads = (("long", self.ptr_size * 8), ("int", 32), ("short", 16), ("char", 8))
         self._mark_referenced()
-        for type_id, kind in enumerate(self.kind):
-            if kind == _INT or kind == _FLOAT:
-                words = self.name[type_id].split(" ")
-                if not all(w.isidentifier() and w.isascii() for w in words):
-                    raise self._error(f"base type [{type_id}] is named {self.name[type_id]!r}, "
-                                      "not a C type name")
+        for type_id in [i for i, k in enumerate(self.kind) if k == _INT or k == _FLOAT]:
+            words = self.name[type_id].split(" ")
+            if not all(w.isidentifier() and w.isascii() for w in words):
+                raise self._error(f"base type [{type_id}] is named {self.name[type_id]!r}, "
+                                  "not a C type name")
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -470,7 +472,11 @@ class _CDumper:
         """
         kinds, refs, extras = self.kind, self.ref, self.extra
         targets: List[int] = list(refs)  # 0 for kinds without a .type word
-        for type_id in range(1, len(kinds)):
+        unknown = set(kinds[1:]) - _KNOWN_KINDS
+        if unknown:
+            bad = min(i for i in range(1, len(kinds)) if kinds[i] in unknown)
+            raise self._error(f"type [{bad}] has unknown kind {kinds[bad]}")
+        for type_id in [i for i, k in enumerate(kinds) if k in _TRAILER_KINDS]:
             kind = kinds[type_id]
             if kind == _STRUCT or kind == _UNION or kind == _FUNC_PROTO:
                 targets.extend(extras[type_id][1])
@@ -478,8 +484,6 @@ class _CDumper:
                 targets.append(extras[type_id])
             elif kind == _DATASEC:
                 targets.extend(extras[type_id])
-            elif kind not in _KNOWN_KINDS:
-                raise self._error(f"type [{type_id}] has unknown kind {kind}")
         self.referenced = set(targets)
         n = len(kinds)
         if targets and max(targets) >= n:
@@ -531,6 +535,8 @@ class _CDumper:
 
     def _check_idents(self, names: Sequence[str], type_id: int) -> None:
         """Member, enumerator and parameter names must be C identifiers (or empty)."""
+        if "".join(names).isascii() and all(map(str.isidentifier, filter(None, names))):
+            return
         for name in names:
             if name and not (name.isidentifier() and name.isascii()):
                 raise self._error(f"type [{type_id}] has a member or value named {name!r}, "
@@ -623,8 +629,11 @@ class _CDumper:
         max_align = 1
         result = 0
         _names, m_types, m_offs, m_bits_list = self.extra[type_id]
+        aligns = self._aligns
         for m_type, m_off, m_bits in zip(m_types, m_offs, m_bits_list):
-            align = self._align_of(m_type)
+            align = aligns.get(m_type)
+            if align is None:
+                align = self._align_of(m_type)
             if align <= 0:
                 result = 0
                 break
@@ -643,8 +652,11 @@ class _CDumper:
         that is not a multiple of the largest member alignment."""
         max_align = 1
         _names, m_types, m_offs, m_bits_list = self.extra[type_id]
+        aligns = self._aligns
         for m_type, m_off, m_bits in zip(m_types, m_offs, m_bits_list):
-            align = self._align_of(m_type)
+            align = aligns.get(m_type)
+            if align is None:
+                align = self._align_of(m_type)
             if align and m_bits == 0 and m_off % (8 * align) != 0:
                 return True
             if align > max_align:
@@ -789,10 +801,13 @@ class _CDumper:
             if top_level or not named:
                 # The definition will spell out every member: declare what they need.
                 new_cont = type_id if named else cont_id
-                emit_state = self.emit_state
+                emit_state, kinds, refs = self.emit_state, self.kind, self.ref
                 for m_type in self.extra[type_id][1]:
-                    if emit_state[m_type] != _EMITTED:
-                        self._emit(m_type, new_cont, depth)
+                    if emit_state[m_type] == _EMITTED:
+                        continue
+                    if kinds[m_type] == _PTR and emit_state[refs[m_type]] == _EMITTED:
+                        continue  # what _emit() would conclude, one call later
+                    self._emit(m_type, new_cont, depth)
             elif not self.fwd_emitted[type_id] and type_id != cont_id:
                 out.append(self._struct_fwd(type_id))
                 out.append(";\n\n")
@@ -885,20 +900,36 @@ class _CDumper:
         inner = _PFX[lvl + 1]
         off = 0
         prev_bitfield = False
+        kinds, names, resolved, known_sizes = self.kind, self.name, self.resolved, self._sizes
+        refs = self.ref
         for m_name, m_type, m_off, m_bits in zip(*members):
             if off < m_off:
                 m_align = 1 if packed else self._align_of(m_type)
                 self._emit_bit_padding(off, m_off, m_align, prev_bitfield and m_bits != 0,
                                        lvl + 1)
-            out.append("\n" + inner)
-            self._emit_decl(m_type, m_name, lvl + 1)
+            # The two commonest member types, a typedef and a base type, inline;
+            # everything else through the general declaration writer.
+            m_kind = kinds[m_type]
+            if m_kind == _TYPEDEF and m_name:
+                out.append(f"\n{inner}{resolved[m_type] or self._ident_name(m_type)} {m_name}")
+            elif m_kind == _INT and m_name:
+                out.append(f"\n{inner}{names[m_type]} {m_name}")
+            elif m_kind == _PTR and m_name and kinds[refs[m_type]] == _STRUCT and names[refs[m_type]]:
+                target = refs[m_type]
+                out.append(f"\n{inner}struct {resolved[target] or self._type_name(target)} *{m_name}")
+            else:
+                out.append("\n" + inner)
+                self._emit_decl(m_type, m_name, lvl + 1)
             if m_bits:
                 out.append(f": {m_bits};")
                 off = m_off + m_bits
                 prev_bitfield = True
             else:
                 out.append(";")
-                off = m_off + max(0, self._resolve_size(m_type)) * 8
+                m_size = known_sizes.get(m_type)
+                if m_size is None:
+                    m_size = self._resolve_size(m_type)
+                off = m_off + max(0, m_size) * 8
                 prev_bitfield = False
         if is_struct:
             self._emit_bit_padding(off, size * 8, align, False, lvl + 1)
