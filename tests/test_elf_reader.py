@@ -169,6 +169,19 @@ int sock(struct __sk_buff *skb) { return skb->len; }
 """
 
 
+NOBTF_SOURCE = r"""
+#include <linux/bpf.h>
+#include <bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+int counter = 3;
+const volatile int limit = 10;
+unsigned long long hits;
+static __attribute__((noinline)) int bump(int x) { counter += x; return counter < limit; }
+SEC("socket")
+int nobtf(struct __sk_buff *skb) { hits++; return bump(skb->len); }
+"""
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -185,16 +198,19 @@ def extra_dir(tmp_path_factory: Any) -> Path:
     with open(header, "w") as f:
         subprocess.run([_tool("bpftool"), "btf", "dump", "file", "/sys/kernel/btf/vmlinux",
                         "format", "c"], stdout=f, check=True)
-    for stem, source in (("extra", EXTRA_SOURCE), ("version", EXTRA_VERSION_SOURCE)):
+    for stem, source in (("extra", EXTRA_SOURCE), ("version", EXTRA_VERSION_SOURCE),
+                         ("nobtf", NOBTF_SOURCE)):
         (out / f"{stem}.bpf.c").write_text(source)
+        debug = [] if stem == "nobtf" else ["-g"]  # without -g clang emits no .BTF
         for target, suffix in (("bpf", "bpf.o"), ("bpfeb", "bpfeb.o")):
-            subprocess.run([clang, "-g", "-O2", "-target", target, "-D__TARGET_ARCH_x86",
+            subprocess.run([clang, *debug, "-O2", "-target", target, "-D__TARGET_ARCH_x86",
                             "-I/usr/include/bpf", f"-I{out}", "-c", str(out / f"{stem}.bpf.c"),
                             "-o", str(out / f"{stem}.{suffix}")], check=True)
     return out
 
 
-EXTRA_OBJECTS = ["extra.bpf.o", "extra.bpfeb.o", "version.bpf.o", "version.bpfeb.o"]
+EXTRA_OBJECTS = ["extra.bpf.o", "extra.bpfeb.o", "version.bpf.o", "version.bpfeb.o",
+                 "nobtf.bpf.o", "nobtf.bpfeb.o"]
 ALL_OBJECTS = [str(p) for p in fixture_objects()] + [f"extra:{n}" for n in EXTRA_OBJECTS]
 
 
@@ -649,3 +665,45 @@ def test_version_section(extra_dir: Path) -> None:
         assert spec.programs[0].kernel_version == 0x060C00
         assert spec.license == "GPL"
 
+
+
+def test_variables_match_readelf_symbols(obj_path: Path) -> None:
+    """Fixed-up variable offsets and sizes agree with the ELF symbols llvm-readelf lists."""
+    spec = ObjectSpec.from_file(obj_path)
+    data = _readelf(obj_path, "-s")
+    symbols = [s["Symbol"] for s in data["Symbols"]]
+    checked = 0
+    for sec in spec.data_sections:
+        if sec.kind in ("kconfig", "ksyms"):
+            continue
+        index = next(s.index for s in spec.sections if s.name == sec.name)
+        by_name = {s["Name"]["Name"]: s for s in symbols
+                   if s["Section"]["Value"] == index and s["Type"]["Name"] == "Object"}
+        for var in sec.variables:
+            sym = by_name.get(var.name)
+            if sym is None:
+                assert var.linkage == "static"  # e.g. a function-local static without a symbol
+                continue
+            assert (var.offset, var.size) == (sym["Value"], sym["Size"]), var.name
+            assert var.offset + var.size <= sec.size
+            checked += 1
+        # The section size is the ELF section's (clang's DATASEC says 0).
+        assert sec.size == next(s.size for s in spec.sections if s.name == sec.name)
+    if any(s.kind in ("data", "rodata", "bss") and s.variables for s in spec.data_sections):
+        assert checked > 0
+
+
+def test_object_without_btf(extra_dir: Path) -> None:
+    """No .BTF: variables come from the ELF symbols, programs and relocations still work."""
+    for name in ("nobtf.bpf.o", "nobtf.bpfeb.o"):
+        spec = ObjectSpec.from_file(extra_dir / name)
+        assert spec.btf is None and spec.btf_ext is None
+        prog = spec.program("nobtf")
+        assert prog.btf_func_id is None and prog.func_info == ()
+        assert prog.calls == ("bump",)
+        sec, var = spec.variable("counter")
+        assert sec.name == ".data" and var.type_id == 0 and var.size == 4
+        assert spec.variable("limit")[0].name == ".rodata"
+        assert spec.variable("hits")[0].kind == "bss"
+        kinds = sorted(r.kind.value for r in prog.relocations + spec.program("bump").relocations)
+        assert kinds.count("global_data") >= 3
