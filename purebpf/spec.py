@@ -146,6 +146,8 @@ class DataSectionSpec:
     the ELF section size and the variables' ELF symbols (``btf_fixup_datasec``).
     The same repair is applied here, so these numbers describe the real layout.
     ``.kconfig`` is laid out like libbpf does (sorted by alignment, size, name).
+    ``.ksyms`` has size 0 and no data: no map is made for it; it is listed so
+    that its variables (typed ksyms and kfuncs) can be inspected.
     """
 
     name: str

@@ -591,6 +591,13 @@ def test_lookups(obj_path: Path) -> None:
         for v in d.variables:
             if sum(x.name == v.name for s in spec.data_sections for x in s.variables) == 1:
                 assert spec.variable(v.name) == (d, v)
+    from purebpf.insn import slot_offsets
+
+    for p in spec.programs + spec.subprograms:
+        slots = slot_offsets(list(p.instructions))
+        assert [p.slot_of(i) for i in range(len(p.instructions))] == slots
+        assert [p.insn_at_slot(s) for s in slots] == list(range(len(slots)))
+        assert p.size == (slots[-1] + p.instructions[-1].slots) * 8 if slots else p.size == 0
     with pytest.raises(NotFoundError) as exc:
         spec.program("no such program")
     assert isinstance(exc.value, LookupError)
