@@ -139,7 +139,9 @@ class DataSectionSpec:
     """A global-data section, which the loader turns into an array map of one entry.
 
     ``kind`` is ``"data"``, ``"rodata"``, ``"bss"``, ``"kconfig"`` or
-    ``"ksyms"``; ``data`` is the initial contents (zeros for bss and kconfig).
+    ``"ksyms"`` -- or ``"arena"`` for ``.addr_space.1``, whose contents belong
+    in the object's ARENA map rather than a map of their own; ``data`` is the
+    initial contents (zeros for bss and kconfig).
 
     Offsets and size are the fixed-up ones: clang leaves a DATASEC's size 0 and
     may leave variable offsets unset, which libbpf repairs at open time from

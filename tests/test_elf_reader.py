@@ -507,7 +507,7 @@ def test_data_sections_match_libbpf_internal_maps(
     """libbpf makes one internal array map per data section (and .kconfig)."""
     spec, view = libbpf_view
     internal = [m for m in view["maps"] if m["internal"]]
-    ours = [s for s in spec.data_sections if s.kind != "ksyms"]
+    ours = [s for s in spec.data_sections if s.kind not in ("ksyms", "arena")]
     assert len(internal) == len(ours)
     for t in internal:
         # libbpf names them "<obj prefix><section>" truncated to 15 characters.
@@ -714,3 +714,33 @@ def test_object_without_btf(extra_dir: Path) -> None:
         assert spec.variable("hits")[0].kind == "bss"
         kinds = sorted(r.kind.value for r in prog.relocations + spec.program("bump").relocations)
         assert kinds.count("global_data") >= 3
+
+
+ARENA_SOURCE = r"""
+#include <linux/bpf.h>
+#include <bpf_helpers.h>
+struct { __uint(type, 33 /* BPF_MAP_TYPE_ARENA */); __uint(map_flags, BPF_F_MMAPABLE);
+	 __uint(max_entries, 10); } arena SEC(".maps");
+int __attribute__((address_space(1))) counter SEC(".addr_space.1") = 5;
+SEC("syscall") int prog(void *ctx) { counter++; return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_arena_globals(tmp_path: Path) -> None:
+    """__arena globals (.addr_space.1): a data section of kind "arena", GLOBAL_DATA relocations."""
+    src = tmp_path / "arena.c"
+    src.write_text(ARENA_SOURCE)
+    obj = tmp_path / "arena.o"
+    subprocess.run([_tool(CLANG), "-g", "-O2", "-target", "bpf", "-I/usr/include/bpf", "-c",
+                    str(src), "-o", str(obj)], check=True)
+    spec = ObjectSpec.from_file(obj)
+    sec, var = spec.variable("counter")
+    assert (sec.name, sec.kind, var.offset, var.size) == (".addr_space.1", "arena", 0, 4)
+    assert int.from_bytes(sec.data[:4], "little") == 5
+    (reloc,) = spec.program("prog").relocations
+    assert (reloc.kind, reloc.target, reloc.variable) == (
+        RelocationKind.GLOBAL_DATA, ".addr_space.1", "counter")
+    rels = _readelf(obj, "-r")["Relocations"]
+    names = [r["Relocation"]["Symbol"]["Name"] for block in rels for r in block["Relocs"]]
+    assert "counter" in names

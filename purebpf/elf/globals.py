@@ -31,15 +31,24 @@ if TYPE_CHECKING:
     from purebpf.btf import Btf
 
 __all__ = ["data_section_kind", "read_data_sections", "read_externs", "KCONFIG_SECTION",
-           "KSYMS_SECTION"]
+           "KSYMS_SECTION", "ARENA_SECTION"]
 
 KCONFIG_SECTION = ".kconfig"
 KSYMS_SECTION = ".ksyms"
+ARENA_SECTION = ".addr_space.1"
 
 
 def data_section_kind(info: SectionInfo) -> Optional[str]:
-    """``"data"``/``"rodata"``/``"bss"`` for global-data sections (libbpf's rules), else None."""
+    """``"data"``/``"rodata"``/``"bss"`` for global-data sections (libbpf's rules), else None.
+
+    ``"arena"`` marks ``.addr_space.1``: globals declared ``__arena`` live in
+    the object's BPF_MAP_TYPE_ARENA map rather than in an array map of their
+    own (libbpf >= 1.4 copies the section into the arena and points the
+    relocations at the arena map).
+    """
     name = info.name
+    if info.type in ("SHT_PROGBITS", "SHT_NOBITS") and name == ARENA_SECTION:
+        return "arena"
     if info.type == "SHT_PROGBITS" and info.size > 0 and not info.flags & 0x4:
         if name == ".data" or name.startswith(".data."):
             return "data"
