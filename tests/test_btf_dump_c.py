@@ -19,9 +19,11 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from purebpf.btf import Btf
 from purebpf.btf.dump_c import FOOTER, HEADER, _tables_from_model, _tables_from_wire, dump_c
@@ -229,7 +231,7 @@ def test_fast_tables_match_type_model(sample_objects: List[Path]) -> None:
                 assert tuple(a) == tuple(b), (path.name, type_id)
             else:
                 assert a == b, (path.name, type_id)
-        assert dump_c(btf) == dump_c(_ModelOnly(btf)), path.name
+        assert dump_c(btf) == dump_c(cast(Btf, _ModelOnly(btf))), path.name
 
 
 class _ModelOnly:
@@ -580,16 +582,14 @@ def test_long_but_legal_chain() -> None:
 @needs_clang
 def test_mutated_sample_only_raises_purebpf_errors(sample_objects: List[Path]) -> None:
     """Corrupt type-section words at random: a purebpf error or a header, nothing else."""
-    hypothesis = pytest.importorskip("hypothesis")
-    st = hypothesis.strategies
     raw = Btf.from_file(sample_objects[0]).raw
     hdr_len, type_off, type_len = struct.unpack_from("<III", raw, 4)[0], *struct.unpack_from(
         "<II", raw, 8)
     start = hdr_len + type_off
     words = type_len // 4
 
-    @hypothesis.settings(max_examples=300, deadline=None, derandomize=True)
-    @hypothesis.given(st.lists(st.tuples(st.integers(0, words - 1), st.integers(0, 2**32 - 1)),
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(st.tuples(st.integers(0, words - 1), st.integers(0, 2**32 - 1)),
                                min_size=1, max_size=4))
     def check(patches: List[Tuple[int, int]]) -> None:
         data = bytearray(raw)

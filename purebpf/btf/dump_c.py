@@ -109,6 +109,8 @@ _REF_KINDS = frozenset({_PTR, _TYPEDEF, _VOLATILE, _CONST, _RESTRICT, _FUNC, _VA
 _MOD_KINDS = frozenset({_VOLATILE, _CONST, _RESTRICT, _TYPE_TAG})
 #: Kinds with nothing to declare in C (functions, variables, sections, tags).
 _NO_DECL_KINDS = frozenset({_FUNC, _VAR, _DATASEC, _DECL_TAG})
+#: Kinds that lead to exactly one other type when ordering.
+_SINGLE_REF_KINDS = frozenset({_PTR, _VOLATILE, _CONST, _RESTRICT, _TYPE_TAG, _ARRAY})
 #: Every kind this dumper knows.
 _KNOWN_KINDS = frozenset(range(_INT, _ENUM64 + 1))
 #: Kinds that end a declaration chain (the "base" of a C declaration).
@@ -1206,12 +1208,23 @@ def _dump(btf: "Btf", root_types: Optional[Sequence[int]]) -> str:
             if not 0 <= type_id < count:
                 raise NotFoundError("type", type_id)
     order_state = dumper.order_state
-    kinds = tab.kind
+    kinds, refs, extras = tab.kind, tab.ref, tab.extra
     for type_id in ids:
         if order_state[type_id] == _ORDERED:
             continue  # already out as a dependency of an earlier type
-        if kinds[type_id] in _NO_DECL_KINDS:
+        kind = kinds[type_id]
+        if kind in _NO_DECL_KINDS:
             order_state[type_id] = _ORDERED  # what ordering would conclude, minus the call
+            continue
+        # Shortcuts with the same outcome as ordering: a pointer, qualifier or
+        # array of an already ordered type, or a prototype whose types all are,
+        # queues nothing.
+        if kind in _SINGLE_REF_KINDS and order_state[refs[type_id]] == _ORDERED:
+            if kind == _PTR:
+                order_state[type_id] = _ORDERED
+            continue
+        if kind == _FUNC_PROTO and order_state[refs[type_id]] == _ORDERED and all(
+                order_state[p] == _ORDERED for p in extras[type_id][1]):
             continue
         dumper.dump_type(type_id)
     return HEADER + "".join(dumper.out) + FOOTER
