@@ -701,9 +701,18 @@ class _CDumper:
                 return 0
             order_state = self.order_state
             order_state[type_id] = _ORDERING
+            kinds, refs = self.kind, self.ref
             for m_type in self.extra[type_id][1]:
-                if order_state[m_type] != _ORDERED:
-                    self._order(m_type, False, depth)
+                if order_state[m_type] == _ORDERED:
+                    continue
+                # An array, qualifier or pointer of an ordered type: nothing to do
+                # (a pointer is then ordered itself), as _order() would find.
+                m_kind = kinds[m_type]
+                if m_kind in _SINGLE_REF_KINDS and order_state[refs[m_type]] == _ORDERED:
+                    if m_kind == _PTR:
+                        order_state[m_type] = _ORDERED
+                    continue
+                self._order(m_type, False, depth)
             if named:
                 self.queue.append(type_id)
             self.order_state[type_id] = _ORDERED
@@ -807,7 +816,7 @@ class _CDumper:
                 for m_type in self.extra[type_id][1]:
                     if emit_state[m_type] == _EMITTED:
                         continue
-                    if kinds[m_type] == _PTR and emit_state[refs[m_type]] == _EMITTED:
+                    if kinds[m_type] in _SINGLE_REF_KINDS and emit_state[refs[m_type]] == _EMITTED:
                         continue  # what _emit() would conclude, one call later
                     self._emit(m_type, new_cont, depth)
             elif not self.fwd_emitted[type_id] and type_id != cont_id:
@@ -931,7 +940,7 @@ class _CDumper:
                 m_size = known_sizes.get(m_type)
                 if m_size is None:
                     m_size = self._resolve_size(m_type)
-                off = m_off + max(0, m_size) * 8
+                off = m_off + m_size * 8 if m_size > 0 else m_off
                 prev_bitfield = False
         if is_struct:
             self._emit_bit_padding(off, size * 8, align, False, lvl + 1)
