@@ -471,13 +471,14 @@ KIND_TYPEDEF, KIND_CONST = 8, 10
 class _Types:
     """A tiny BTF builder: types as (name, info, size_or_type, trailer bytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, str_start: int = 0) -> None:
         self.strings = bytearray(b"\0")
+        self.str_start = str_start  # split BTF: offsets continue after the base's strings
         self.offsets: Dict[str, int] = {"": 0}
 
     def name(self, text: str) -> int:
         if text not in self.offsets:
-            self.offsets[text] = len(self.strings)
+            self.offsets[text] = self.str_start + len(self.strings)
             self.strings += text.encode() + b"\0"
         return self.offsets[text]
 
@@ -503,8 +504,8 @@ def struct_type(name: str, size: int, members: Sequence[Tuple[str, int, int]]) -
     return build
 
 
-def build_btf(types: Sequence[TypeSpec]) -> bytes:
-    b = _Types()
+def build_btf(types: Sequence[TypeSpec], str_start: int = 0) -> bytes:
+    b = _Types(str_start)
     body = b"".join(spec(b) for spec in types)
     strings = bytes(b.strings)
     header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(body), len(body), len(strings))
@@ -513,6 +514,35 @@ def build_btf(types: Sequence[TypeSpec]) -> bytes:
 
 def dump_bytes(data: bytes) -> str:
     return dump_c(Btf.from_bytes(data, name="<test>"))
+
+
+@needs_bpftool
+def test_split_btf_identical_to_bpftool(tmp_path: Path) -> None:
+    """Split BTF (as for kernel modules): ids and string offsets continue the base's."""
+    base_bytes = build_btf([
+        int_type("int"),                                   # 1
+        struct_type("base_s", 4, [("a", 1, 0)]),           # 2
+        ref_type(KIND_PTR, 2),                             # 3
+    ])
+    base_str_len = struct.unpack_from("<I", base_bytes, 20)[0]
+    split_bytes = build_btf([
+        struct_type("mod_s", 24, [("b", 2, 0), ("p", 3, 64), ("own", 6, 128)]),  # 4
+        ref_type(KIND_TYPEDEF, 4, "mod_t"),                                       # 5
+        struct_type("base_s", 8, [("x", 1, 0), ("y", 1, 32)]),                    # 6
+        ref_type(KIND_PTR, 5),                                                    # 7
+        struct_type("user", 8, [("m", 7, 0)]),                                    # 8
+    ], str_start=base_str_len)
+    (tmp_path / "base.btf").write_bytes(base_bytes)
+    (tmp_path / "split.btf").write_bytes(split_bytes)
+    base = Btf.from_bytes(base_bytes, name="base")
+    split = Btf.from_bytes(split_bytes, base=base, name="split")
+    assert BPFTOOL is not None
+    expected = subprocess.run([BPFTOOL, "-B", str(tmp_path / "base.btf"), "btf", "dump", "file",
+                               str(tmp_path / "split.btf"), "format", "c"],
+                              capture_output=True, check=True).stdout.decode()
+    actual = dump_c(split)
+    assert_same_text(expected, actual, "split BTF")
+    assert "struct base_s___2 {" in actual and "struct mod_s {" in actual
 
 
 def test_handmade_btf_dumps() -> None:
