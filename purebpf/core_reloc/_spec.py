@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from purebpf.btf.types import Array, BtfKind, Enum, Enum64, Struct, Union
+from purebpf.btf.types import Array, Enum, Enum64, Member, Struct, Union
 
 from purebpf.core_reloc import _compat
 from purebpf.core_reloc._walk import (
@@ -95,8 +95,8 @@ def parse_access_string(text: str) -> List[int]:
     return out
 
 
-def _members(t: object) -> Tuple[object, ...]:
-    return getattr(t, "members", ())
+def _members(t: object) -> Tuple[Member, ...]:
+    return t.members if isinstance(t, (Struct, Union)) else ()
 
 
 def _is_flex_array(btf: "Btf", prev: Accessor, arr: Array) -> bool:
@@ -203,11 +203,11 @@ def _match_member(local: CoreSpec, acc: Accessor, targ_btf: "Btf", targ_id: int,
             if found is not None:
                 return found
         else:
-            ok = _compat.fields_are_compat(local.btf, local_member.type, targ_btf, m.type)  # type: ignore[attr-defined]
+            ok = _compat.fields_are_compat(local.btf, local_member.type, targ_btf, m.type)
             if not ok:
                 raise _NoMatch(
                     f"field `{m.name}` has incompatible type: local "
-                    f"{type_label(local.btf, local_member.type)} vs target "  # type: ignore[attr-defined]
+                    f"{type_label(local.btf, local_member.type)} vs target "
                     f"{type_label(targ_btf, m.type)}")
             spec.accessors.append(Accessor(targ_id, i, m.name))
             return m.type

@@ -8,9 +8,10 @@ splices that replacement into a new instruction tuple; nothing is mutated.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from purebpf.errors import CoreRelocationError
+from purebpf.errors import CoreRelocationError, PurebpfError
+from purebpf.insn import format_instruction
 
 from purebpf.core_reloc._calc import PatchError, RelocResult, calc_relo, patch_insn
 from purebpf.core_reloc._spec import CoreSpec, describe_access, match_spec, parse_local_spec
@@ -22,6 +23,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from purebpf.btf import Btf, CoreRelo
 
 __all__ = ["compute_fixup", "apply_fixup", "CoreFixupError", "CandidateCache"]
+
+#: Builds the explanation of the relocation being computed: (outcome, result,
+#: replacement instructions, change description[, error]).
+_Explain = Callable[..., CoreExplanation]
+#: Builds the error for the relocation being computed: (reason[, result]).
+_Fail = Callable[..., "CoreFixupError"]
 
 #: Per-object memory of the candidates still viable for each local root type id.
 #: Like libbpf's cand_cache, a list is narrowed to the candidates that matched a
@@ -53,12 +60,10 @@ class CoreFixupError(CoreRelocationError):
 
 
 def format_insn(insn: Any) -> str:
-    """The instruction in verifier syntax (purebpf.insn), or a raw view if unavailable."""
+    """The instruction in the kernel verifier's syntax (purebpf.insn.format_instruction)."""
     try:
-        from purebpf.insn import format_instruction
-
         return str(format_instruction(insn))
-    except Exception:  # noqa: BLE001 - a display helper must not fail
+    except PurebpfError:  # a display helper must not fail
         return (f"(op {insn.opcode:#04x}) dst=r{insn.dst} src=r{insn.src} "
                 f"off={insn.off} imm={insn.imm}")
 
@@ -185,7 +190,9 @@ def _missing(name: str, reports: Sequence[CandidateReport]) -> str:
     return "; ".join(f"{r.reason} (candidate {r.type_name}, id {r.type_id})" for r in reports)
 
 
-def _patch(res: RelocResult, insn: Any, explanation: Any, fail: Any, why_missing: str = "") -> CoreExplanation:
+def _patch(res: RelocResult, insn: Any, explanation: _Explain, fail: _Fail,
+           why_missing: str = "") -> CoreExplanation:
+    """Patch ``insn`` with ``res`` and explain it; ``why_missing`` tells why no candidate matched."""
     try:
         repl, change = patch_insn(insn, res)
     except PatchError as exc:
@@ -195,10 +202,10 @@ def _patch(res: RelocResult, insn: Any, explanation: Any, fail: Any, why_missing
         text = "poisoned (call to invalid helper 0xbad2310: fails verification only if reachable)"
         if detail:
             text += f": {detail}"
-        return explanation("poisoned", res, repl, text)  # type: ignore[no-any-return]
+        return explanation("poisoned", res, repl, text)
     if why_missing and res.new_val == 0:
         change += f" (not found: {why_missing})"
-    return explanation("patched", res, repl, change)  # type: ignore[no-any-return]
+    return explanation("patched", res, repl, change)
 
 
 def apply_fixup(insns: Sequence[Any], explanation: CoreExplanation) -> Tuple[Any, ...]:
