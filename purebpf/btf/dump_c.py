@@ -32,11 +32,17 @@ Malformed BTF (reference loops such as ``typedef A -> const -> typedef A``,
 type ids that point nowhere, unsatisfiable embedding cycles) raises
 :class:`purebpf.errors.BtfError`; the walk never recurses without bound.
 
-The type records are read straight from the BTF bytes (through
-:class:`purebpf.btf.dump_raw.WireTypes`) rather than through the decoded type
-model: a full ``vmlinux.h`` touches every one of the ~127,000 types, and the
-compact tables built here are several times cheaper than one Python object per
-type.  :func:`_tables_from_model` builds the same tables from ``btf[i]`` for
+The target is the libbpf copy built into Debian's bpftool 7.1 (kernel 6.1.x
+tools): it writes ``(void)`` for prototypes without parameters, pads with
+``long: 0;``-style alignment markers (libbpf's late-2022 padding rules), emits
+``__attribute__((btf_type_tag("...")))`` and does *not* add
+``__attribute__((mode(byte|word)))`` to odd-sized enums (the stand-alone
+libbpf.so 1.1.2 differs on the first and last point).
+
+The type records are read straight from the BTF bytes (``_decode_part``)
+rather than through the decoded type model: a full ``vmlinux.h`` touches
+every one of the ~127,000 types, and the compact column tables built here are
+several times cheaper than one Python object per type.  :func:`_tables_from_model` builds the same tables from ``btf[i]`` for
 any :class:`~purebpf.btf.Btf`-like object without raw bytes; tests check the
 two agree.
 """
@@ -549,11 +555,6 @@ class _CDumper:
 
     def _ident_name(self, type_id: int) -> str:
         return self._resolve_name(type_id, self.ident_names)
-
-    def _name_dups(self, names: Dict[str, int], name: str) -> int:
-        count = names.get(name, 0) + 1
-        names[name] = count
-        return count
 
     # -- sizes and alignment (libbpf's btf__resolve_size / btf__align_of) -----------------
 
