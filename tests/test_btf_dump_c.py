@@ -545,6 +545,18 @@ def test_split_btf_identical_to_bpftool(tmp_path: Path) -> None:
     assert "struct base_s___2 {" in actual and "struct mod_s {" in actual
 
 
+@needs_bpftool
+def test_deeply_nested_structs_like_bpftool(tmp_path: Path) -> None:
+    """200 structs each embedding the previous one: legal, deep, and no RecursionError."""
+    types: List[TypeSpec] = [int_type("int"), struct_type("s0", 4, [("v", 1, 0)])]
+    for level in range(1, 200):
+        types.append(struct_type(f"s{level}", 4 * (level + 1),
+                                 [("x", 1, 0), ("inner", level + 1, 32)]))
+    data = build_btf(types)
+    (tmp_path / "nested.btf").write_bytes(data)
+    assert_same_text(bpftool_c(tmp_path / "nested.btf"), dump_bytes(data), "nested")
+
+
 def test_handmade_btf_dumps() -> None:
     text = dump_bytes(build_btf([
         int_type("int"),                                    # 1
