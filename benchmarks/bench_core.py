@@ -8,7 +8,9 @@ program against vmlinux.  Two figures:
 * ``cold``: vmlinux BTF opened afresh for each object that has CO-RE records
   (what libbpf does on every ``bpf_object__load``), so BTF opening is
   included every time -- through purebpf's normal path, i.e. with its
-  on-disk offset/name-index cache warm, as it is after a machine's first run;
+  on-disk offset/name-index cache warm, as it is after a machine's first run
+  (set PUREBPF_NO_CACHE=1 to measure without that cache: vmlinux is then
+  fully indexed for every object);
 * ``shared``: one target BTF for all objects (how a long-lived process uses
   purebpf: the vmlinux BTF and its indexes are reused).
 
@@ -89,10 +91,17 @@ def main() -> int:
                 attach = prog.kind.expected_attach_type
                 patterns.setdefault(prog.kind.pattern, (int(prog.kind.prog_type),
                                                         int(attach) if attach is not None else 0))
-    for pattern, (ptype, _) in patterns.items():
-        lb._Capture.ensure(pattern, ptype)
-    lib = lb._Capture.lib
-    assert lib is not None
+    lib = lb._Capture.library()
+    handler_ids = lb._Capture.register({pat: ptype for pat, (ptype, _) in patterns.items()})
+    try:
+        return _run(args.repeat, objs, specs, shared, lib)
+    finally:
+        lb._Capture.unregister(handler_ids)
+
+
+def _run(repeat: int, objs: List[Path], specs: Dict[Path, ObjectSpec], shared: TargetBtf,
+         lib: ctypes.CDLL) -> int:
+    import test_core_libbpf as lb
 
     def libbpf_open(path: Path) -> None:
         obj = lb.open_object(lib, path, None)
@@ -117,9 +126,9 @@ def main() -> int:
     for path in objs:
         spec = specs[path]
         nrel = sum(len(p.core_relos) for p in spec.programs + spec.subprograms)
-        cold = timed(lambda: purebpf_cold(path), args.repeat)
-        warm = timed(lambda: relocate_object(ObjectSpec.from_file(str(path)), shared), args.repeat)
-        reloc = timed(lambda: relocate_object(spec, shared), args.repeat)
+        cold = timed(lambda: purebpf_cold(path), repeat)
+        warm = timed(lambda: relocate_object(ObjectSpec.from_file(str(path)), shared), repeat)
+        reloc = timed(lambda: relocate_object(spec, shared), repeat)
         lib_ok: Optional[bool]
         if spec.byteorder != "little":
             lib_ok = None
@@ -134,8 +143,8 @@ def main() -> int:
             print(f"{name:34} {nrel:5} {cold * 1e3:9.2f}ms {warm * 1e3:10.2f}ms {reloc * 1e3:9.2f}ms"
                   f"   ({why}: not in ratio)")
             continue
-        lopen = timed(lambda: libbpf_open(path), args.repeat)
-        lrel = timed(lambda: libbpf_relocate(path), args.repeat)
+        lopen = timed(lambda: libbpf_open(path), repeat)
+        lrel = timed(lambda: libbpf_relocate(path), repeat)
         tot["cold"] += cold
         tot["shared"] += warm
         tot["reloc"] += reloc
