@@ -7,7 +7,12 @@ with CO-RE, and inspect it -- with no libbpf, no LLVM and no kernel headers.
 from __future__ import annotations
 
 from purebpf.errors import (
+    AttachError,
     BtfError,
+    BtfLoadError,
+    MapKeyError,
+    StateError,
+    VerifierError,
     BtfExtError,
     CoreRelocationError,
     ElfError,
@@ -35,4 +40,9 @@ __all__ = [
     "CoreRelocationError",
     "NotSupportedError",
     "KernelError",
+    "VerifierError",
+    "BtfLoadError",
+    "AttachError",
+    "MapKeyError",
+    "StateError",
 ]

@@ -18,6 +18,12 @@ Layout::
     ├── CoreRelocationError        a CO-RE relocation that cannot be resolved
     ├── NotSupportedError          a feature the kernel or purebpf lacks
     └── KernelError (OSError)      a bpf()/perf_event_open refusal, errno kept
+        ├── VerifierError          BPF_PROG_LOAD refused: program name + whole log
+        ├── BtfLoadError           BPF_BTF_LOAD refused: the whole BTF log
+        └── AttachError            attaching a program to a target failed
+    MapKeyError (KeyError)         lookup/delete of a key a map does not hold
+    StateError                     an operation in the wrong phase (after close,
+                                   rodata after load, ...)
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ __all__ = [
     "CoreRelocationError",
     "NotSupportedError",
     "KernelError",
+    "VerifierError",
+    "BtfLoadError",
+    "AttachError",
+    "MapKeyError",
+    "StateError",
 ]
 
 
@@ -190,3 +201,64 @@ class KernelError(PurebpfError, OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+class VerifierError(KernelError):
+    """The verifier rejected a program (BPF_PROG_LOAD).
+
+    ``program`` names it, ``log`` is the whole verifier log, and ``summary``
+    a short account of the failing instruction with its C source line.
+    """
+
+    def __init__(self, errno_: int, program: str, log: str, *, summary: Optional[str] = None,
+                 hint: Optional[str] = None, truncated: bool = False) -> None:
+        self.program = program
+        self.log = log
+        self.summary = summary
+        self.truncated = truncated
+        detail = f"program {program!r}"
+        if summary:
+            detail += f": {summary}"
+        super().__init__(errno_, "BPF_PROG_LOAD", hint=hint, detail=detail)
+
+
+class BtfLoadError(KernelError):
+    """The kernel rejected the object's BTF (BPF_BTF_LOAD); ``log`` is the BTF log."""
+
+    def __init__(self, errno_: int, log: str, *, hint: Optional[str] = None,
+                 summary: Optional[str] = None) -> None:
+        self.log = log
+        self.summary = summary
+        super().__init__(errno_, "BPF_BTF_LOAD", hint=hint, detail=summary)
+
+
+class AttachError(KernelError):
+    """Attaching a program failed; ``target`` names what it was attached to."""
+
+    def __init__(self, errno_: int, command: str, target: str, *, hint: Optional[str] = None,
+                 detail: Optional[str] = None) -> None:
+        self.target = target
+        text = f"attach to {target}"
+        if detail:
+            text += f": {detail}"
+        super().__init__(errno_, command, hint=hint, detail=text)
+
+
+class MapKeyError(PurebpfError, KeyError):
+    """A key the map does not hold (ENOENT on lookup/delete), so maps feel like dicts."""
+
+    def __init__(self, map_name: str, key: object) -> None:
+        self.map_name = map_name
+        self.key = key
+        super().__init__(f"map {map_name!r} has no key {key!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StateError(PurebpfError):
+    """An operation that the object's current phase does not allow.
+
+    For example: using a closed map, setting a ``.rodata`` variable after
+    load, or attaching a program that was not loaded.
+    """

@@ -7,6 +7,7 @@ Sub-commands live in their own modules and are imported only when chosen, so
     purebpf disasm OBJ [--prog NAME] [--relocated [--target-btf FILE]]
     purebpf btf dump FILE [--format raw|json|c] [--base FILE] [--root TYPE ...]
     purebpf reloc OBJ [--target-btf FILE] [--prog NAME] [--json]
+    purebpf load OBJ [--target-btf FILE] [--set VAR=VALUE ...] [--pin-dir DIR] [--json] [--trace]
 """
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prog", action="append", metavar="NAME", help="only this program (repeatable)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(module="reloc")
+
+    p = sub.add_parser("load", help="load every autoloaded program and map into the kernel (needs root)")
+    p.add_argument("object", metavar="OBJ")
+    p.add_argument("--target-btf", metavar="FILE", help="CO-RE relocate against this BTF instead of the kernel's")
+    p.add_argument("--set", action="append", metavar="VAR=VALUE", default=[],
+                   help="set a global variable (.rodata/.data/.bss) before load (repeatable)")
+    p.add_argument("--pin-dir", metavar="DIR", help="pin every program and map under DIR (on bpffs)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--trace", action="store_true",
+                   help="print every bpf()/perf_event_open() call with decoded attributes and result")
+    p.set_defaults(module="load")
     return parser
 
 
