@@ -12,6 +12,8 @@ the reading pipeline lives in :mod:`purebpf.elf.reader`.
 
 from __future__ import annotations
 
+import functools
+
 import enum
 import os
 from dataclasses import dataclass, field
@@ -260,22 +262,32 @@ class ProgramSpec:
         """Size of the function in bytes."""
         return sum(insn.size for insn in self.instructions)
 
+    @functools.cached_property
+    def _slot_starts(self) -> Tuple[int, ...]:
+        """Slot where each instruction starts (computed once; an ld_imm64 takes two)."""
+        starts = []
+        pos = 0
+        for insn in self.instructions:
+            starts.append(pos)
+            pos += insn.slots
+        return tuple(starts)
+
+    @functools.cached_property
+    def _index_of_slot(self) -> Dict[int, int]:
+        return {slot: index for index, slot in enumerate(self._slot_starts)}
+
     def slot_of(self, insn_index: int) -> int:
         """The 8-byte slot where ``instructions[insn_index]`` starts."""
         if not 0 <= insn_index < len(self.instructions):
             raise NotFoundError("instruction", insn_index, detail=f"program {self.name}")
-        return sum(insn.slots for insn in self.instructions[:insn_index])
+        return self._slot_starts[insn_index]
 
     def insn_at_slot(self, slot: int) -> int:
         """The index of the instruction starting at 8-byte ``slot``."""
-        pos = 0
-        for index, insn in enumerate(self.instructions):
-            if pos == slot:
-                return index
-            if pos > slot:
-                break
-            pos += insn.slots
-        raise NotFoundError("instruction at slot", slot, detail=f"program {self.name}")
+        index = self._index_of_slot.get(slot)
+        if index is None:
+            raise NotFoundError("instruction at slot", slot, detail=f"program {self.name}")
+        return index
 
 
 @dataclass(frozen=True)
