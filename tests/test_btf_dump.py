@@ -611,4 +611,11 @@ def test_mutated_btf_only_raises_parse_errors(tmp_path: Path, data: st.DataObjec
     if ref.returncode == 0:
         assert text.encode("utf-8", "surrogateescape") == ref.stdout
         ref_js = bpftool_dump(path, as_json=True)
-        assert json.loads(js) == json.loads(ref_js.stdout.decode("utf-8", "surrogateescape"))
+        ours = json.loads(js)  # ours is always valid JSON
+        try:
+            theirs = json.loads(ref_js.stdout.decode("utf-8", "surrogateescape"))
+        except json.JSONDecodeError:
+            # bpftool 7.1 writes control characters in names unescaped, which
+            # is not JSON; there is nothing to compare against then.
+            return
+        assert ours == theirs
