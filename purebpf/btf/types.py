@@ -354,6 +354,8 @@ def essential_name(name: str) -> str:
     Exactly libbpf's ``bpf_core_essential_name_len``: the last ``X___Y``
     where neither X nor Y is an underscore separates name and flavor.
     """
+    if "___" not in name:  # the common case: no flavor at all
+        return name
     for i in range(len(name) - 5, -1, -1):
         if name[i] != "_" and name[i + 1:i + 4] == "___" and name[i + 4] != "_":
             return name[:i + 1]
