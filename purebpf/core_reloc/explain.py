@@ -153,6 +153,9 @@ def format_explanation(e: CoreExplanation) -> str:
                      f"offset {_bits(t.bit_offset)})")
     if e.outcome == "error":
         lines.append(f"  ERROR:     {e.error}")
+    elif e.outcome == "poisoned":
+        why = e.change[len("poisoned "):] if e.change.startswith("poisoned ") else e.change
+        lines.append(f"  poisoned:  {why}" if why else "  poisoned")
     else:
         value_line = f"  value:     {_hex(e.orig_value)} -> {_hex(e.new_value)}"
         if not e.validated:
