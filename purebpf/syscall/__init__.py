@@ -1,0 +1,41 @@
+"""The kernel side: ``bpf(2)`` and ``perf_event_open(2)`` through ctypes.
+
+This package is the only place purebpf enters the kernel.  It knows nothing
+about ELF or objects: it offers
+
+* :class:`FD` -- one owned file descriptor;
+* :func:`bpf` -- the raw call (every other function goes through it, so the
+  transcript hooks of :mod:`purebpf.syscall.trace` see everything);
+* one ctypes structure per ``union bpf_attr`` variant
+  (:mod:`purebpf.syscall.attrs`) and per info struct
+  (:mod:`purebpf.syscall.info`);
+* typed wrappers per command (:mod:`purebpf.syscall.commands`);
+* :func:`perf_event_open` (:mod:`purebpf.syscall.perf`);
+* cached feature probes (:mod:`purebpf.syscall.features`).
+"""
+
+from __future__ import annotations
+
+from purebpf.syscall._raw import bpf, command_name, errno_hint
+from purebpf.syscall.commands import *  # noqa: F401,F403
+from purebpf.syscall.commands import __all__ as _commands_all
+from purebpf.syscall.fd import FD, fd_number
+from purebpf.syscall.info import BpfBtfInfo, BpfLinkInfo, BpfMapInfo, BpfProgInfo
+from purebpf.syscall.trace import TraceRecord, add_trace_hook, remove_trace_hook, tracing
+
+__all__ = [
+    "FD",
+    "fd_number",
+    "bpf",
+    "command_name",
+    "errno_hint",
+    "BpfProgInfo",
+    "BpfMapInfo",
+    "BpfBtfInfo",
+    "BpfLinkInfo",
+    "TraceRecord",
+    "add_trace_hook",
+    "remove_trace_hook",
+    "tracing",
+    *_commands_all,
+]
