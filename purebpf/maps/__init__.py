@@ -1,0 +1,28 @@
+"""Live BPF maps and global-data views.
+
+* :class:`Map` -- one kernel map (create from a spec, open by pin/id/fd),
+  dict-like element operations, iteration, batch ops, per-CPU values,
+  freeze, pin.
+* :class:`GlobalData` -- the variables of a ``.data``/``.rodata``/``.bss``
+  section by name, edited before load and shared through mmap after.
+"""
+
+from __future__ import annotations
+
+from purebpf.maps.globals import (GlobalData, data_section_is_mmapable, data_section_map_spec,
+                                  internal_map_name, libbpf_object_name, open_views)
+from purebpf.maps.info import MapInfo
+from purebpf.maps.map import Map, adjust_ringbuf_size, kernel_map_name
+
+__all__ = [
+    "Map",
+    "MapInfo",
+    "GlobalData",
+    "internal_map_name",
+    "libbpf_object_name",
+    "data_section_map_spec",
+    "data_section_is_mmapable",
+    "open_views",
+    "kernel_map_name",
+    "adjust_ringbuf_size",
+]
