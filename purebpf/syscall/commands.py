@@ -76,6 +76,7 @@ __all__ = [
     "map_info",
     "btf_info",
     "btf_data",
+    "btf_name",
     "link_info",
     "prog_get_fd_by_id",
     "map_get_fd_by_id",
@@ -591,6 +592,16 @@ def btf_data(fd: FdArg) -> bytes:
     info.btf_size = first.btf_size
     obj_get_info_by_fd(fd, info)
     return buf.raw[:info.btf_size]
+
+
+def btf_name(fd: FdArg) -> str:
+    """The name of a kernel BTF object ("vmlinux", a module name; "" for program BTF)."""
+    buf = _out(256)
+    info = BpfBtfInfo()
+    info.name = ctypes.addressof(buf)
+    info.name_len = 256
+    obj_get_info_by_fd(fd, info)
+    return buf.value.decode("utf-8", "replace")
 
 
 def link_info(fd: FdArg) -> BpfLinkInfo:

@@ -20,7 +20,7 @@ import enum
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional
 
 __all__ = [
     "TraceRecord",
@@ -129,7 +129,7 @@ def _enum_raw_text(cls: type, value: int) -> str:
             return "0"
         names = []
         rest = value
-        for member in cls:  # type: ignore[var-annotated]
+        for member in cls:
             bit = int(member)
             if bit and bit & (bit - 1) == 0 and value & bit and member.name:
                 names.append(member.name)
@@ -159,7 +159,7 @@ def decode_attr(attr: ctypes.Structure) -> Dict[str, Any]:
 
 def _decode_into(obj: Any, out: Dict[str, Any]) -> None:
     cls = type(obj)
-    pointers = getattr(cls, "_pointers_", frozenset())
+    pointers: FrozenSet[str] = getattr(cls, "_pointers_", frozenset())
     enums = getattr(cls, "_enums_", {})
     renames = getattr(cls, "_renames_", {})
     anonymous = getattr(cls, "_anonymous_", ())
