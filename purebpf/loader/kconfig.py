@@ -250,8 +250,17 @@ def _parse_u64(text: str) -> int:
 # --------------------------------------------------------------------------- .kconfig data
 
 
+_KPROBE_INTERFACES = ("/sys/bus/event_source/devices/kprobe/type",
+                      "/sys/kernel/tracing/kprobe_events",
+                      "/sys/kernel/debug/tracing/kprobe_events")
+
+
 def _has_syscall_wrapper() -> bool:
-    """Are syscalls entered through ``__<arch>_sys_*`` wrappers (kallsyms)?"""
+    """Can ``__<arch>_sys_bpf`` be kprobed?  libbpf's FEAT_SYSCALL_WRAPPER probe
+    opens a kprobe there; without kprobe support (no kprobe PMU and no
+    kprobe_events file) the answer is no, else the symbol must be in kallsyms."""
+    if not any(os.path.exists(p) for p in _KPROBE_INTERFACES):
+        return False
     machine = os.uname().machine
     prefix = {"x86_64": "__x64_", "aarch64": "__arm64_", "s390x": "__s390x_",
               "riscv64": "__riscv_"}.get(machine, "")
