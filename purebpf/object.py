@@ -204,6 +204,9 @@ class OpenObject:
         self.maps: Dict[str, OpenMap] = {m.name: OpenMap(m, pin_root) for m in spec.maps}
         self._views: Dict[str, "GlobalData"] = {}
         self._state = "open"
+        #: ``CONFIG_*``/``LINUX_*`` values overriding the kernel's (libbpf's
+        #: ``kconfig`` open option), as the text a config file would hold.
+        self.kconfig: Dict[str, str] = {}
 
     # -- global data ------------------------------------------------------------
 
@@ -474,6 +477,7 @@ class _Loader:
         self.kconfig_data: Optional[bytes] = None
         self._vmlinux: "Optional[Btf]" = None
         self._ksyms: Any = None
+        self.btf_func_info = True
 
     # -- driver ---------------------------------------------------------------
 
@@ -523,7 +527,7 @@ class _Loader:
         if any(e.kind == "kconfig" for e in spec.externs):
             from purebpf.loader import kconfig
 
-            self.kconfig_data = kconfig.build_kconfig_data(spec)
+            self.kconfig_data = kconfig.kconfig_data(spec, overrides=self.obj.kconfig or None)
         if any(e.kind in ("ksym_var", "kfunc") for e in spec.externs):
             resolver = self.ksyms()
             for ext in spec.externs:
@@ -537,7 +541,8 @@ class _Loader:
         if self._ksyms is None:
             from purebpf.loader import ksyms
 
-            self._ksyms = ksyms.KsymResolver(self.vmlinux())
+            self._ksyms = ksyms.KsymResolver(vmlinux=self.vmlinux())
+            self._ksyms.preload(e.name for e in self.spec.externs if e.kind == "ksym_var")
         return self._ksyms
 
     # -- 2. CO-RE -------------------------------------------------------------------
@@ -566,10 +571,14 @@ class _Loader:
         spec = self.spec
         if spec.btf is None:
             return
-        from purebpf.loader.btf_fixup import kernel_btf_bytes
-        from purebpf.syscall import commands, features
+        from purebpf.loader.btf_fixup import BtfFeatures, kernel_btf_bytes
+        from purebpf.syscall import commands
 
-        data = kernel_btf_bytes(spec, features)
+        feats = BtfFeatures.probe() if _features() is not None else None
+        self.btf_func_info = feats.func if feats is not None else True
+        data = kernel_btf_bytes(spec, feats)
+        if not data:
+            return
         try:
             fd, _ = commands.btf_load(data)
         except KernelError as first:
@@ -661,7 +670,7 @@ class _Loader:
         resolver = _Resolver(self)
         for op in self.autoloaded():
             linked = link_program(self.spec, op.spec, relocated, resolver,
-                                  btf_ext_info=self.btf_fd is not None)
+                                  btf_ext_info=self.btf_fd is not None and self.btf_func_info)
             self.load_one(op, linked)
 
     def attach_btf_id(self, op: OpenProgram) -> int:
@@ -722,7 +731,9 @@ class _Loader:
             fd, vlog = self._retry_with_log(op, linked, ptype, insns, kw, exc)
         except KernelError as exc:
             if exc.errno == errno.EPERM:
-                raise  # privileges or lockdown: a log would not help; the hint says why
+                # privileges or lockdown: a verifier log would not help
+                raise KernelError(errno.EPERM, "BPF_PROG_LOAD", hint=_eperm_hint(ptype, exc.hint),
+                                  detail=f"program {op.name!r}") from exc
             fd, vlog = self._retry_with_log(op, linked, ptype, insns, kw, exc)
         self.owned.append(fd)
         prog = Program(op.name, fd, ptype, spec=op.spec,
@@ -814,6 +825,15 @@ class _Resolver:
 # ---------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------
+
+def _eperm_hint(ptype: Any, hint: Optional[str]) -> Optional[str]:
+    """EPERM as root for tracing/LSM/extension programs means kernel lockdown
+    (``lockdown=integrity`` refuses BPF that reads or changes kernel memory)."""
+    if os.geteuid() == 0 and int(ptype) in (int(ProgType.TRACING), int(ProgType.LSM), int(ProgType.EXT)):
+        return ("refused although running as root: the kernel is probably in lockdown mode, which forbids "
+                "fentry/fexit/fmod_ret/lsm programs")
+    return hint
+
 
 def _features() -> Any:
     """purebpf.syscall.features (kernel feature probes), or None if unavailable."""

@@ -1,0 +1,458 @@
+"""Loading objects into the real kernel with purebpf.object (root only).
+
+The kernel is the oracle here: programs and maps it accepted are checked
+through BPF_OBJ_GET_INFO_BY_FD and bpftool, global data through
+BPF_PROG_TEST_RUN of programs that copy it, failures through the errors
+raised and through what is left behind (fds of this process, program and
+map ids in the kernel).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator, List, Set
+
+import pytest
+
+from purebpf.errors import KernelError, NotFoundError, NotSupportedError, StateError, VerifierError
+from purebpf.object import OpenObject, open_object
+from purebpf.spec import ObjectSpec
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+OBJ = ROOT / "fixtures" / "obj"
+LITTLE = sorted(p for p in OBJ.glob("*.bpf.o"))
+LOCKDOWN_REASON = "kernel feature missing: fentry/lsm programs (kernel lockdown)"
+#: program types the kernel refuses under lockdown (fentry/fexit/fmod_ret/lsm).
+LOCKDOWN_TYPES = {26, 29}  # BPF_PROG_TYPE_TRACING, BPF_PROG_TYPE_LSM
+
+
+@pytest.fixture(autouse=True)
+def _root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+# ---------------------------------------------------------------------------
+# leak accounting
+# ---------------------------------------------------------------------------
+
+def open_fds() -> Set[int]:
+    return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+def _alive(kind: str, obj_id: int) -> bool:
+    from purebpf.syscall import commands
+
+    get = commands.prog_get_fd_by_id if kind == "prog" else commands.map_get_fd_by_id
+    try:
+        get(obj_id).close()
+    except KernelError as exc:
+        assert exc.errno == errno.ENOENT, str(exc)
+        return False
+    return True
+
+
+class LeakCheck:
+    """Nothing made inside the ``with`` block may survive it: no new fds of
+    this process, and none of the programs and maps it created (their kernel
+    ids are taken, through the syscall transcript, the moment each is made)
+    still in the kernel -- other processes' objects are not counted."""
+
+    def __init__(self, keep: Set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.keep = set(keep)
+        self.created: Dict[str, Set[int]] = {"prog": set(), "map": set()}
+        self._inside = False
+
+    def _hook(self, record: object) -> None:
+        from purebpf.syscall import commands
+
+        command = getattr(record, "command")
+        result = getattr(record, "result")
+        if self._inside or result is None or command not in ("BPF_MAP_CREATE", "BPF_PROG_LOAD"):
+            return
+        name = str(getattr(record, "attrs", {}).get("map_name", getattr(record, "attrs", {}).get("prog_name", "")))
+        self._inside = True  # the info call below goes through the transcript too
+        try:
+            if command == "BPF_MAP_CREATE":
+                info = commands.map_info(result)
+                if bytes(info.name).split(b"\0")[0].decode() in self.keep:
+                    return
+                self.created["map"].add(int(info.id))
+            else:
+                self.created["prog"].add(int(commands.prog_info(result).id))
+        finally:
+            self._inside = False
+        del name
+
+    def __enter__(self) -> "LeakCheck":
+        from purebpf.syscall.trace import add_trace_hook
+
+        self.fds = open_fds()
+        self._handle = add_trace_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from purebpf.syscall.trace import remove_trace_hook
+
+        remove_trace_hook(self._handle)
+
+    def leftovers(self) -> Dict[str, Set[int]]:
+        return {kind: {i for i in ids if _alive(kind, i)} for kind, ids in self.created.items()}
+
+    def assert_clean(self) -> None:
+        assert self.created["map"] or self.created["prog"], "nothing was created: the check proves nothing"
+        assert open_fds() - self.fds == set(), "file descriptors leaked"
+        # A closed program releases its maps after an RCU grace period, so the
+        # kernel may list them for a moment: look again a bounded number of times.
+        left = self.leftovers()
+        for _ in range(300):
+            if not left["prog"] and not left["map"]:
+                break
+            time.sleep(0.01)
+            left = self.leftovers()
+        assert not left["prog"], f"programs left in the kernel: ids {sorted(left['prog'])}"
+        assert not left["map"], f"maps left in the kernel: ids {sorted(left['map'])}"
+
+
+@pytest.fixture
+def pin_dir() -> Iterator[str]:
+    path = f"/sys/fs/bpf/purebpf-test-{uuid.uuid4().hex[:12]}"
+    os.makedirs(path)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def disable_lockdown_programs(opened: OpenObject) -> List[str]:
+    """Switch off fentry/fexit/fmod_ret/lsm programs after checking, one by one,
+    that the kernel really refuses them with EPERM (lockdown)."""
+    refused = []
+    for name, prog in opened.programs.items():
+        kind = prog.spec.kind
+        if int(prog.prog_type) not in LOCKDOWN_TYPES or kind is None or not kind.needs_attach_btf_id:
+            continue
+        if prog.expected_attach_type is not None and int(prog.expected_attach_type) == 28:
+            continue  # iter programs load fine
+        if "tp_btf" in prog.spec.section:
+            continue
+        single = open_object(opened.spec)
+        for other in single.programs.values():
+            other.autoload = other.name == name
+        with pytest.raises(KernelError) as info:
+            single.load().close()
+        assert info.value.errno == errno.EPERM, str(info.value)
+        assert "BPF_PROG_LOAD" in str(info.value)
+        prog.autoload = False
+        refused.append(name)
+    return refused
+
+
+# ---------------------------------------------------------------------------
+# every fixture loads
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", LITTLE, ids=[p.name for p in LITTLE])
+def test_fixture_loads(path: Path, pin_dir: str) -> None:
+    spec = ObjectSpec.from_file(path)
+    opened = open_object(spec, pin_root=pin_dir)
+    if path.name == "ksym_typed.bpf.o":
+        # needs CONFIG_KALLSYMS_ALL for the per-CPU variable `runqueues`
+        fds = open_fds()
+        with pytest.raises((NotFoundError, KernelError)) as info:
+            opened.load()
+        assert "runqueues" in str(info.value)
+        assert open_fds() == fds
+        return
+    if any(int(m.type) == 26 for m in spec.maps):  # BPF_MAP_TYPE_STRUCT_OPS
+        fds = open_fds()
+        with pytest.raises(NotSupportedError):
+            opened.load()
+        assert open_fds() == fds
+        pytest.xfail("struct_ops maps are not loaded by purebpf yet")
+    disable_lockdown_programs(opened)
+    pinned = {m.name for m in spec.maps if int(m.pinning) == 1}
+    with LeakCheck(keep=pinned) as leaks, opened.load() as obj:
+        wanted = {n for n, p in opened.programs.items() if p.autoload}
+        assert set(obj.programs) == wanted
+        for name, prog in obj.programs.items():
+            info = prog.info()
+            assert info.id > 0 and info.xlated_insn_count > 0
+            assert info.name == name[:15]
+            assert int(info.prog_type) == int(opened.programs[name].prog_type)
+        for m in spec.maps:
+            live = obj.maps[m.name]
+            kinfo = live.info()
+            assert int(kinfo.type) == int(m.type)
+            assert kinfo.key_size == m.key_size
+    leaks.assert_clean()
+
+
+@pytest.mark.parametrize("program", ["trace_unlink_entry", "trace_unlink_exit", "trace_modify_open",
+                                     "trace_sleepable_getpgid", "lsm_file_open", "lsm_sleepable_creds"])
+def test_lockdown_programs(program: str) -> None:
+    opened = open_object(OBJ / "sections_tracing.bpf.o")
+    for p in opened.programs.values():
+        p.autoload = p.name == program
+    fds = open_fds()
+    try:
+        obj = opened.load()
+    except KernelError as exc:
+        assert exc.errno == errno.EPERM, str(exc)
+        assert program in str(exc) and exc.hint
+        assert open_fds() == fds
+        pytest.skip(LOCKDOWN_REASON)
+    with obj:
+        assert obj.programs[program].id > 0
+
+
+def test_autoload_off_and_prog_in_spec_untouched() -> None:
+    spec = ObjectSpec.from_file(OBJ / "sections_new.bpf.o")
+    opened = open_object(OBJ / "subprogs.bpf.o")
+    opened.programs["xdp_second"].autoload = False
+    with opened.load() as obj:
+        assert "xdp_second" not in obj.programs and "xdp_first" in obj.programs
+    # the `?xdp` program starts with autoload off
+    assert spec.program("xdp_not_autoloaded").autoload is False
+
+
+def test_loading_one_spec_twice_gives_same_xlated() -> None:
+    spec = ObjectSpec.from_file(OBJ / "subprogs.bpf.o")
+    before = spec
+    with open_object(spec).load() as a, open_object(spec).load() as b:
+        for name in a.programs:
+            xa, xb = a.programs[name].info().xlated, b.programs[name].info().xlated
+            assert len(xa) == len(xb)
+    assert spec == before
+
+
+# ---------------------------------------------------------------------------
+# global data
+# ---------------------------------------------------------------------------
+
+PKT = bytes(range(64))
+
+
+def test_bss_round_trip_through_mmap() -> None:
+    """User writes .bss through mmap, the program reads it, user reads the program's writes."""
+    opened = open_object(OBJ / "globals.bpf.o")
+    with opened.load() as obj:
+        bss = obj.bss
+        before = bss["bytes_seen"]
+        bss["bytes_seen"] = 1000
+        assert obj.bss["bytes_seen"] == 1000
+        res = obj.programs["count_packets"].test_run(PKT)
+        assert res.retval in (0, 1, 2, 3, 4)
+        # the program adds the packet length to bytes_seen: it saw our 1000
+        assert obj.bss["bytes_seen"] == 1000 + len(PKT), (before, obj.bss["bytes_seen"])
+        # .data is live too: packets_seen counts runs
+        seen = obj.data["packets_seen"]
+        obj.programs["count_packets"].test_run(PKT)
+        assert obj.data["packets_seen"] == seen + 1
+
+
+def _globals_source() -> str:
+    return (ROOT / "fixtures" / "src" / "globals.bpf.c").read_text() if (ROOT / "fixtures" / "src" / "globals.bpf.c").exists() else ""
+
+
+def test_rodata_set_before_load_changes_behaviour() -> None:
+    results = []
+    for verdict in (1, 2):  # XDP_DROP, XDP_PASS
+        opened = open_object(OBJ / "globals.bpf.o")
+        opened.rodata["cfg_verdict"] = verdict
+        with opened.load() as obj:
+            assert obj.rodata["cfg_verdict"] == verdict
+            results.append(obj.programs["count_packets"].test_run(PKT).retval)
+    assert results[0] != results[1]
+
+
+def test_rodata_write_after_load_raises() -> None:
+    opened = open_object(OBJ / "globals.bpf.o")
+    with opened.load() as obj:
+        with pytest.raises(StateError):
+            obj.rodata["cfg_verdict"] = 3
+        with pytest.raises(StateError):
+            opened.rodata  # the open object is spent
+    with pytest.raises(StateError):
+        obj.rodata
+
+
+# ---------------------------------------------------------------------------
+# maps
+# ---------------------------------------------------------------------------
+
+def test_map_in_map_and_prog_array_initial_values() -> None:
+    with open_object(OBJ / "maps.bpf.o").load() as obj:
+        outer = obj.maps["outer_array"]
+        assert outer.inner_id(0) == obj.maps["inner_a"].id
+        assert outer.inner_id(3) == obj.maps["inner_b"].id
+        jt = obj.maps["jump_table"]
+        ids = {struct.unpack("<I", k)[0]: struct.unpack("<I", v)[0]  # type: ignore[arg-type]
+               for k, v in jt.items()}
+        assert ids == {0: obj.programs["xdp_tail_a"].id, 2: obj.programs["xdp_tail_b"].id}
+        # perf_event_array sized to the possible CPUs
+        from purebpf.syscall import features
+
+        assert obj.maps["events_perf"].info().max_entries == features.num_possible_cpus()
+
+
+def test_pinned_map_reused_and_incompatible_refused(pin_dir: str) -> None:
+    first = open_object(OBJ / "maps.bpf.o", pin_root=pin_dir)
+    with first.load() as a:
+        a.maps["pinned_config"][1] = 77
+        pinned_id = a.maps["pinned_config"].id
+    assert os.path.exists(os.path.join(pin_dir, "pinned_config"))
+    with open_object(OBJ / "maps.bpf.o", pin_root=pin_dir).load() as b:
+        assert b.maps["pinned_config"].id == pinned_id
+        assert struct.unpack("<Q", b.maps["pinned_config"][1])[0] == 77  # type: ignore[arg-type]
+    third = open_object(OBJ / "maps.bpf.o", pin_root=pin_dir)
+    third.maps["pinned_config"].max_entries = 8
+    with LeakCheck(keep={"pinned_config"}) as leaks, pytest.raises(KernelError) as info:
+        third.load()
+    assert "max_entries" in str(info.value) and "pinned_config" in str(info.value)
+    leaks.assert_clean()
+
+
+# ---------------------------------------------------------------------------
+# failures: clear errors, nothing left behind
+# ---------------------------------------------------------------------------
+
+BAD_C = textwrap.dedent("""\
+    #include <linux/bpf.h>
+    #include <bpf/bpf_helpers.h>
+
+    char LICENSE[] SEC("license") = "GPL";
+    int table[4];
+
+    SEC("xdp")
+    int bad_index(struct xdp_md *ctx)
+    {
+        int idx = ctx->rx_queue_index;
+        return table[idx];  /* unchecked index: the verifier must refuse */
+    }
+""")
+
+
+def build_bad_object(tmp_path: Path) -> Path:
+    src = tmp_path / "bad.bpf.c"
+    src.write_text(BAD_C)
+    out = tmp_path / "bad.bpf.o"
+    clang = shutil.which("clang-19")
+    if clang is None:
+        pytest.fail("clang-19 missing")
+    subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-c", str(src), "-o", str(out)], check=True)
+    return out
+
+
+def test_verifier_error_has_name_log_and_source_line(tmp_path: Path) -> None:
+    path = build_bad_object(tmp_path)
+    opened = open_object(path)
+    with LeakCheck() as leaks, pytest.raises(VerifierError) as info:
+        opened.load()
+    err = info.value
+    assert err.program == "bad_index"
+    assert err.errno in (errno.EACCES, errno.EINVAL)
+    assert "processed" in err.log or "R" in err.log
+    assert err.summary and "table[idx]" in err.summary, err.summary
+    assert "bad.bpf.c:" in err.summary
+    leaks.assert_clean()
+
+
+def test_missing_kconfig_and_unknown_ksym(tmp_path: Path) -> None:
+    src = tmp_path / "ext.bpf.c"
+    src.write_text(textwrap.dedent("""\
+        #include <linux/bpf.h>
+        #include <bpf/bpf_helpers.h>
+        char LICENSE[] SEC("license") = "GPL";
+        extern int CONFIG_PUREBPF_DEFINITELY_MISSING __kconfig;
+        int out;
+        SEC("socket")
+        int use_kconfig(void *ctx) { out = CONFIG_PUREBPF_DEFINITELY_MISSING; return 0; }
+    """))
+    ksrc = tmp_path / "ksym.bpf.c"
+    ksrc.write_text(textwrap.dedent("""\
+        #include <linux/bpf.h>
+        #include <bpf/bpf_helpers.h>
+        char LICENSE[] SEC("license") = "GPL";
+        extern const void purebpf_no_such_kernel_symbol __ksym;
+        long out;
+        SEC("socket")
+        int use_ksym(void *ctx) { out = (long)&purebpf_no_such_kernel_symbol; return 0; }
+    """))
+    for c, needle in ((src, "CONFIG_PUREBPF_DEFINITELY_MISSING"), (ksrc, "purebpf_no_such_kernel_symbol")):
+        obj = c.with_suffix(".o")
+        subprocess.run(["clang-19", "-g", "-O2", "-target", "bpf", "-c", str(c), "-o", str(obj)], check=True)
+        opened = open_object(obj)
+        fds = open_fds()
+        with pytest.raises(NotFoundError) as info:
+            opened.load()
+        assert needle in str(info.value)
+        assert open_fds() == fds  # refused before anything was made
+
+
+def test_failure_half_way_closes_everything() -> None:
+    """A program that fails after maps and earlier programs exist: all released."""
+    opened = open_object(OBJ / "maps.bpf.o")
+    # retype the last program so the verifier refuses it (cgroup_skb code as a socket filter is fine,
+    # but as a tracepoint its context accesses are invalid)
+    last = list(opened.programs)[-1]
+    opened.programs[last].prog_type = 5  # BPF_PROG_TYPE_TRACEPOINT
+    opened.programs[last].expected_attach_type = None
+    with LeakCheck() as leaks, pytest.raises(KernelError):
+        opened.load()
+    leaks.assert_clean()
+
+
+def test_no_privileges_gives_eperm_with_hint() -> None:
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv missing")
+    code = textwrap.dedent(f"""\
+        import sys
+        from purebpf.object import open_object
+        from purebpf.errors import KernelError
+        try:
+            open_object({str(OBJ / 'linked.bpf.o')!r}).load()
+        except KernelError as exc:
+            print("ERRNO", exc.errno)
+            print("HINT", exc.hint)
+            sys.exit(0)
+        sys.exit(3)
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    # root's uid, but no capabilities at all (empty bounding set): bpf() must refuse
+    proc = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-all",
+                           sys.executable, "-c", code],
+                          capture_output=True, text=True, cwd="/", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"ERRNO {errno.EPERM}" in proc.stdout
+    assert "CAP_BPF" in proc.stdout
+
+
+def test_program_info_pin_and_xlated(pin_dir: str) -> None:
+    from purebpf.program import Program
+
+    with open_object(OBJ / "linked.bpf.o").load() as obj:
+        prog = obj.programs["xdp_from_a"]
+        path = os.path.join(pin_dir, "xdp_from_a")
+        prog.pin(path)
+        shown = json.loads(subprocess.run(["bpftool", "prog", "show", "pinned", path, "-j"],
+                                          capture_output=True, text=True, check=True).stdout)
+        assert shown["id"] == prog.id and shown["type"] == "xdp" and shown["tag"] == prog.tag
+        with Program.from_pin(path) as again:
+            assert again.id == prog.id
+        insns = prog.xlated_instructions()
+        assert sum(i.slots for i in insns) == prog.info().xlated_insn_count
+        prog.unpin(path)
+        assert not os.path.exists(path)
