@@ -655,7 +655,7 @@ class _Loader:
         else:
             view = self.obj._view_for_load(sec)
         btf_fd = self._btf_fd_int() if sec.btf_datasec_id else None
-        live = view.create_map(name=name, btf_fd=btf_fd)
+        live = view.create_map(name=name, btf_fd=btf_fd, mmapable=_section_is_mmapable(self.spec, sec))
         self.owned.append(view)
         self.maps[name] = live
         self.section_maps[sec.name] = name
@@ -781,6 +781,17 @@ class _Loader:
                     raise NotFoundError("program", prog_name, detail=f"initial value of {m.name!r}")
                 live.update(index, prog.fd.fileno())
 
+
+
+def _section_is_mmapable(spec: "ObjectSpec", sec: "DataSectionSpec") -> bool:
+    """libbpf's ``map_is_mmapable``: the section's DATASEC holds a variable that
+    is not static -- counting ``__hidden`` (STV_HIDDEN/STV_INTERNAL) globals as
+    static, since libbpf's ``btf_fixup_datasec`` turns them static at open."""
+    if not sec.btf_datasec_id:
+        return False
+    hidden = {sym.name for sym in spec.symbols
+              if sym.section_name == sec.name and sym.visibility in ("STV_HIDDEN", "STV_INTERNAL")}
+    return any(var.linkage != "static" and var.name not in hidden for var in sec.variables)
 
 
 def _check_pinned_compatible(live: Any, mspec: "MapSpec", path: str) -> None:
