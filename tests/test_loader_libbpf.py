@@ -104,7 +104,7 @@ class _Hooks:
             lib.bpf_map__value_size.argtypes = [ctypes.c_void_p]
             lib.bpf_map__type.argtypes = [ctypes.c_void_p]
 
-            @PREPARE_FN
+            @PREPARE_FN  # type: ignore[untyped-decorator]
             def prepare(prog: int, opts: int, cookie: int) -> int:
                 if cls.out is None or cls.obj is None:
                     return 0
