@@ -21,6 +21,7 @@ from purebpf.syscall.commands import *  # noqa: F401,F403
 from purebpf.syscall.commands import __all__ as _commands_all
 from purebpf.syscall.fd import FD, fd_number
 from purebpf.syscall.info import BpfBtfInfo, BpfLinkInfo, BpfMapInfo, BpfProgInfo
+from purebpf.syscall.perf import PerfEventAttr, perf_event_open
 from purebpf.syscall.trace import TraceRecord, add_trace_hook, remove_trace_hook, tracing
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "BpfMapInfo",
     "BpfBtfInfo",
     "BpfLinkInfo",
+    "PerfEventAttr",
+    "perf_event_open",
     "TraceRecord",
     "add_trace_hook",
     "remove_trace_hook",

@@ -168,17 +168,23 @@ def map_create(map_type: Union[MapType, int], key_size: int, value_size: int, ma
     return FD(fd, f"map {name!r}" if name else "map")
 
 
-def map_lookup_elem(fd: FdArg, key: Optional[BytesLike], value_size: int, flags: int = 0) -> Optional[bytes]:
+def map_lookup_elem(fd: FdArg, key: Optional[BytesLike], value_size: int, flags: int = 0, *,
+                    value: Optional[BytesLike] = None) -> Optional[bytes]:
     """BPF_MAP_LOOKUP_ELEM: the value (``value_size`` bytes) or None when absent (ENOENT).
 
     For per-CPU maps ``value_size`` must be ``round_up(value_size, 8) *
-    possible CPUs``.  ``key`` is None/empty for key-less maps (queue, stack,
-    bloom filter, where the lookup is a peek).
+    possible CPUs``.  ``key`` is None/empty for key-less maps (queue and
+    stack, where the lookup is a peek).  A bloom filter is asked with
+    ``key=None`` and the candidate in ``value``: the result is None when the
+    value is certainly absent.
     """
     attr = MapElemAttr()
     attr.map_fd = fd_number(fd)
     kaddr, kbuf = _buf(key)
     out = _out(value_size)
+    if value is not None:
+        raw = bytes(value)[:value_size]
+        ctypes.memmove(out, raw, len(raw))
     attr.key = kaddr
     attr.value = ctypes.addressof(out)
     attr.flags = int(flags)
