@@ -89,6 +89,11 @@ def internal_map_name(obj_name: str, section: str) -> str:
     return _sanitise_map_name(name)
 
 
+def pin_name(name: str) -> str:
+    """The file name an object called ``name`` is pinned under (dots -> ``_``)."""
+    return name.replace(".", "_")
+
+
 # ---------------------------------------------------------------------------
 # open phase
 # ---------------------------------------------------------------------------
@@ -395,16 +400,20 @@ class Object:
         return self.maps[name]
 
     def pin_all(self, directory: str) -> List[str]:
-        """Pin every map and program under ``directory`` (bpffs) by name; returns the paths."""
+        """Pin every map and program under ``directory`` (bpffs) by name; returns the paths.
+
+        bpffs refuses names with a dot, so -- as libbpf's ``sanitize_pin_path``
+        -- dots become underscores (``globals.bss`` -> ``globals_bss``).
+        """
         self._check()
         os.makedirs(directory, exist_ok=True)
         paths = []
         for mname, m in self.maps.items():
-            path = os.path.join(directory, mname)
+            path = os.path.join(directory, pin_name(mname))
             m.pin(path)
             paths.append(path)
         for pname, p in self.programs.items():
-            path = os.path.join(directory, pname)
+            path = os.path.join(directory, pin_name(pname))
             p.pin(path)
             paths.append(path)
         return paths
