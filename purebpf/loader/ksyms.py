@@ -39,9 +39,11 @@ def read_kallsyms(names: Optional[Iterable[str]] = None, *, path: str = KALLSYMS
     """``name -> address`` from /proc/kallsyms (or ``text``).
 
     With ``names``, only those symbols are collected (much faster than the
-    whole file).  A name listed twice with different addresses raises
-    :class:`RelocationError` (libbpf: "resolution is ambiguous"); reading
-    kallsyms without root shows zero addresses, which are returned as is.
+    whole file), and a wanted name listed twice with different addresses
+    raises :class:`RelocationError` (libbpf: "resolution is ambiguous").
+    Without ``names`` every symbol is returned, the first address of a
+    duplicated (static) name winning.  Without root, kallsyms shows zero
+    addresses, which are returned as is.
     """
     if text is None:
         try:
@@ -53,7 +55,7 @@ def read_kallsyms(names: Optional[Iterable[str]] = None, *, path: str = KALLSYMS
     if names is None:
         lines: Iterable[str] = text.splitlines()
         for line in lines:
-            _add(out, line)
+            _add(out, line, strict=False)
         return out
     wanted = sorted(set(names), key=len, reverse=True)
     if not wanted:
@@ -64,7 +66,7 @@ def read_kallsyms(names: Optional[Iterable[str]] = None, *, path: str = KALLSYMS
     return out
 
 
-def _add(out: Dict[str, int], line: str) -> None:
+def _add(out: Dict[str, int], line: str, *, strict: bool = True) -> None:
     parts = line.split()
     if len(parts) < 3:
         return
@@ -75,6 +77,8 @@ def _add(out: Dict[str, int], line: str) -> None:
     name = parts[2]
     prev = out.get(name)
     if prev is not None and prev != addr:
+        if not strict:
+            return
         raise RelocationError(f"extern (ksym) {name!r}: resolution is ambiguous: "
                               f"{prev:#x} or {addr:#x}")
     out[name] = addr
