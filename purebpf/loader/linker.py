@@ -319,7 +319,11 @@ class _Builder:
             self.order.append((func.name, start))
         self.code += self.function_code(func)
         self.add_ext_info(func, start, is_main)
+        nslots = self.function_slots(func)
         for rel in func.relocations:
+            if not 0 <= rel.slot < nslots:
+                raise RelocationError(f"program {func.name!r}: relocation of {rel.symbol!r} at "
+                                      f"slot {rel.slot} is outside the function ({nslots} slots)")
             self.data_relocs.append((start + rel.slot, rel, func.name))
         return start
 
@@ -371,41 +375,64 @@ class _Builder:
                                   f"{func.section}+{target_off:#x}, where no subprogram starts")
         return found
 
+    def call_sites(self, func: "ProgramSpec", start: int) -> List[int]:
+        """Slots of ``func`` (placed at ``start``) that may reach a subprogram:
+        ``call`` with ``src_reg = BPF_PSEUDO_CALL``, and function-pointer
+        ld_imm64 relocations.  Found by scanning the opcode bytes, not by
+        decoding every slot."""
+        nslots = self.function_slots(func)
+        lo, hi = start * 8, (start + nslots) * 8
+        ops = bytes(self.code[lo:hi:8])
+        regs = bytes(self.code[lo + 1:hi:8])
+        sites = set()
+        i = ops.find(_CALL)
+        while i >= 0:
+            if regs[i] >> 4 == _PSEUDO_CALL:
+                sites.add(i)
+            i = ops.find(_CALL, i + 1)
+        for rel in func.relocations:
+            if rel.kind.name == "FUNC_POINTER":
+                sites.add(rel.slot)
+        return sorted(sites)
+
     def link_calls(self, main: "ProgramSpec") -> None:
         """Depth-first: append each callee at its first use, then walk it."""
-        stack: List[Tuple["ProgramSpec", int, int]] = [(main, self.placed[main.name], 0)]
+        stack: List[Tuple["ProgramSpec", int, List[int], int]] = []
+        stack.append((main, self.placed[main.name], self.call_sites(main, 0), 0))
         while stack:
-            func, start, slot = stack.pop()
-            nslots = self.function_slots(func)
+            func, start, sites, pos = stack.pop()
             rels = {r.slot: r for r in func.relocations}
-            while slot < nslots:
+            nslots = self.function_slots(func)
+            while pos < len(sites):
+                slot = sites[pos]
+                if slot >= nslots:
+                    raise RelocationError(f"program {func.name!r}: relocation at slot {slot} is "
+                                          f"outside the function ({nslots} slots)")
                 code, regs, off, imm = self.get(start + slot)
                 rel = rels.get(slot)
-                src = regs >> 4
-                is_call = code == _CALL and src == _PSEUDO_CALL
-                is_func_ptr = (code == _LD_IMM64 and rel is not None
-                               and rel.kind.name == "FUNC_POINTER")
                 if rel is not None and rel.kind.name == "EXTERN_KFUNC":
-                    is_call = is_func_ptr = False
-                if not (is_call or is_func_ptr):
-                    slot += 1
-                    continue
+                    pos += 1
+                    continue  # kfunc calls are resolved with the data relocations
+                is_func_ptr = rel is not None and rel.kind.name == "FUNC_POINTER"
+                if is_func_ptr and code != _LD_IMM64:
+                    raise RelocationError(f"program {func.name!r} slot {slot}: function pointer "
+                                          f"relocation on opcode {code:#04x}, not ld_imm64")
                 if rel is not None and rel.kind.name not in ("SUBPROG_CALL", "FUNC_POINTER"):
                     raise RelocationError(f"program {func.name!r} slot {slot}: unexpected "
                                           f"{rel.kind.value} relocation on a call")
                 target = self.callee(func, slot, imm, rel)
                 if target.name not in self.placed:
-                    self.append(target, is_main=False)
-                    # resume this function after the callee has been walked
-                    stack.append((func, start, slot))
-                    stack.append((target, self.placed[target.name], 0))
+                    target_start = self.append(target, is_main=False)
+                    # resume this function at the same call once the callee is walked
+                    stack.append((func, start, sites, pos))
+                    stack.append((target, target_start, self.call_sites(target, target_start), 0))
                     break
                 rel_imm = self.placed[target.name] - (start + slot) - 1
                 if is_func_ptr:
                     self.put(start + slot, code, (regs & 0x0F) | (_PSEUDO_FUNC << 4), off, rel_imm)
                 else:
                     self.put(start + slot, code, regs, off, rel_imm)
-                slot += 1
+                pos += 1
 
     def function_slots(self, func: "ProgramSpec") -> int:
         insns = self.relocated.get(func.name)
