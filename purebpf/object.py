@@ -763,7 +763,7 @@ class _Loader:
         level = self.log_level or 1
         while True:
             try:
-                return commands.prog_load(ptype, insns, self.spec.license, log_level=level,  # type: ignore[no-any-return]
+                return commands.prog_load(ptype, insns, self.spec.license, log_level=level,
                                           log_size=size, **kw)
             except VerifierError as exc:
                 vlog = exc.log or ""

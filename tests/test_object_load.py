@@ -188,10 +188,10 @@ def test_fixture_loads(path: Path, pin_dir: str) -> None:
         wanted = {n for n, p in opened.programs.items() if p.autoload}
         assert set(obj.programs) == wanted
         for name, prog in obj.programs.items():
-            info = prog.info()
-            assert info.id > 0 and info.xlated_insn_count > 0
-            assert info.name == name[:15]
-            assert int(info.prog_type) == int(opened.programs[name].prog_type)
+            pinfo = prog.info()
+            assert pinfo.id > 0 and pinfo.xlated_insn_count > 0
+            assert pinfo.name == name[:15]
+            assert int(pinfo.prog_type) == int(opened.programs[name].prog_type)
         for m in spec.maps:
             live = obj.maps[m.name]
             kinfo = live.info()

@@ -48,7 +48,7 @@ def _type_name(value: Any) -> str:
     return str(name).lower() if name else str(int(value))
 
 
-def _describe(obj: Any) -> Dict[str, List[Dict[str, Any]]]:
+def _describe(obj: Any) -> Dict[str, Any]:
     progs = []
     for name, prog in obj.programs.items():
         info = prog.info()
@@ -60,7 +60,7 @@ def _describe(obj: Any) -> Dict[str, List[Dict[str, Any]]]:
     return {"programs": progs, "maps": maps}
 
 
-def _print_text(desc: Dict[str, List[Dict[str, Any]]], pins: Optional[str]) -> None:
+def _print_text(desc: Dict[str, Any], pins: Optional[str]) -> None:
     out = sys.stdout
     for p in desc["programs"]:
         out.write(f"prog {p['name']}: type {p['type']} id {p['id']} xlated_insns {p['xlated_insns']}\n")
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             desc = _describe(obj)
             if args.json:
                 if args.pin_dir:
-                    desc["pin_dir"] = args.pin_dir  # type: ignore[assignment]
+                    desc["pin_dir"] = args.pin_dir
                 json.dump(desc, sys.stdout, indent=2)
                 sys.stdout.write("\n")
             else:
