@@ -16,13 +16,18 @@ about ELF or objects: it offers
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from purebpf.syscall._raw import bpf, command_name, errno_hint
 from purebpf.syscall.commands import *  # noqa: F401,F403
 from purebpf.syscall.commands import __all__ as _commands_all
 from purebpf.syscall.fd import FD, fd_number
 from purebpf.syscall.info import BpfBtfInfo, BpfLinkInfo, BpfMapInfo, BpfProgInfo
-from purebpf.syscall.perf import PerfEventAttr, perf_event_open
 from purebpf.syscall.trace import TraceRecord, add_trace_hook, remove_trace_hook, tracing
+
+if TYPE_CHECKING:
+    from purebpf.syscall import features, perf
+    from purebpf.syscall.perf import PerfEventAttr, perf_event_open
 
 __all__ = [
     "FD",
@@ -42,3 +47,17 @@ __all__ = [
     "tracing",
     *_commands_all,
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``perf_event_open`` / ``PerfEventAttr`` and the ``features`` / ``perf``
+    submodules are imported on first use (the load path rarely needs them)."""
+    if name in ("PerfEventAttr", "perf_event_open"):
+        from purebpf.syscall import perf
+
+        return getattr(perf, name)
+    if name in ("features", "perf"):
+        import importlib
+
+        return importlib.import_module(f"purebpf.syscall.{name}")
+    raise AttributeError(f"module 'purebpf.syscall' has no attribute {name!r}")

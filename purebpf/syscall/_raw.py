@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import errno as E
 import os
-import platform
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -38,7 +37,7 @@ _SYSCALL_NUMBERS: Dict[str, Tuple[int, int]] = {
     "mips64": (5315, 5292),
 }
 
-_machine = platform.machine()
+_machine = os.uname().machine
 SYS_BPF, SYS_PERF_EVENT_OPEN = _SYSCALL_NUMBERS.get(_machine, (-1, -1))
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -107,7 +106,12 @@ def errno_hint(command: str, err: int) -> Optional[str]:
     """A short human explanation of ``err`` for ``command``, or None."""
     hint = _HINTS.get((command, err))
     if err == E.EPERM:
-        return f"{hint}; or {_PERM_HINT}" if hint else _PERM_HINT
+        base = f"{hint}; or {_PERM_HINT}" if hint else _PERM_HINT
+        if os.geteuid() == 0:
+            base += ("; this process is root, so a security policy refused it "
+                     "(kernel lockdown forbids tracing/LSM programs and reading kernel memory, "
+                     "or an LSM such as SELinux/AppArmor)")
+        return base
     return hint or _GENERIC_HINTS.get(err)
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import ctypes
 import errno as E
 import os
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from purebpf.errors import BtfLoadError, KernelError, VerifierError
+from purebpf.syscall import trace as _trace
 from purebpf.syscall._raw import bpf, errno_hint
 from purebpf.syscall.attrs import (
     BtfLoadAttr,
@@ -104,9 +104,6 @@ __all__ = [
 BytesLike = Union[bytes, bytearray, memoryview]
 FdArg = Union[FD, int]
 
-_T = TypeVar("_T", bound=ctypes.Structure)
-
-
 def _buf(data: Optional[BytesLike]) -> Tuple[int, Optional[ctypes.Array[ctypes.c_char]]]:
     """(address, keep-alive buffer) for ``data``; (0, None) for empty/None."""
     if data is None or len(data) == 0:
@@ -123,6 +120,26 @@ def _out(size: int) -> ctypes.Array[ctypes.c_char]:
 def _name16(name: str) -> bytes:
     """``BPF_OBJ_NAME_LEN``: at most 15 bytes plus the NUL."""
     return name.encode("utf-8", "replace")[:15]
+
+
+def _elem_extra(key: Optional[BytesLike], value: Optional[BytesLike] = None,
+                value_size: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    """Key / value bytes for the transcript, computed only while a hook listens."""
+    if not _trace._hooks:
+        return None
+    extra: Dict[str, Any] = {}
+    if key is not None and len(key):
+        extra["key"] = _trace.Name(_short_hex(bytes(key)))
+    if value is not None and len(value):
+        extra["value"] = _trace.Name(_short_hex(bytes(value)))
+    if value_size is not None:
+        extra["value_size"] = value_size
+    return extra
+
+
+def _short_hex(data: bytes, limit: int = 32) -> str:
+    text = data[:limit].hex()
+    return text + f"...({len(data)} bytes)" if len(data) > limit else text
 
 
 def _fd_or_zero(fd: Optional[FdArg]) -> int:
@@ -188,7 +205,7 @@ def map_lookup_elem(fd: FdArg, key: Optional[BytesLike], value_size: int, flags:
     attr.key = kaddr
     attr.value = ctypes.addressof(out)
     attr.flags = int(flags)
-    ret = bpf(BpfCmd.MAP_LOOKUP_ELEM, attr, raise_on_error=False)
+    ret = bpf(BpfCmd.MAP_LOOKUP_ELEM, attr, raise_on_error=False, extra=_elem_extra(key, value, value_size))
     del kbuf
     if ret == -E.ENOENT:
         return None
@@ -207,7 +224,8 @@ def map_lookup_and_delete_elem(fd: FdArg, key: Optional[BytesLike], value_size: 
     attr.key = kaddr
     attr.value = ctypes.addressof(out)
     attr.flags = int(flags)
-    ret = bpf(BpfCmd.MAP_LOOKUP_AND_DELETE_ELEM, attr, raise_on_error=False)
+    ret = bpf(BpfCmd.MAP_LOOKUP_AND_DELETE_ELEM, attr, raise_on_error=False,
+              extra=_elem_extra(key, None, value_size))
     del kbuf
     if ret == -E.ENOENT:
         return None
@@ -225,7 +243,7 @@ def map_update_elem(fd: FdArg, key: Optional[BytesLike], value: BytesLike, flags
     attr.key = kaddr
     attr.value = vaddr
     attr.flags = int(flags)
-    bpf(BpfCmd.MAP_UPDATE_ELEM, attr)
+    bpf(BpfCmd.MAP_UPDATE_ELEM, attr, extra=_elem_extra(key, value))
     del kbuf, vbuf
 
 
@@ -236,7 +254,7 @@ def map_delete_elem(fd: FdArg, key: Optional[BytesLike], flags: int = 0) -> bool
     kaddr, kbuf = _buf(key)
     attr.key = kaddr
     attr.flags = int(flags)
-    ret = bpf(BpfCmd.MAP_DELETE_ELEM, attr, raise_on_error=False)
+    ret = bpf(BpfCmd.MAP_DELETE_ELEM, attr, raise_on_error=False, extra=_elem_extra(key))
     del kbuf
     if ret == -E.ENOENT:
         return False
@@ -258,7 +276,7 @@ def map_get_next_key(fd: FdArg, key: Optional[BytesLike], key_size: int) -> Opti
     out = _out(key_size)
     attr.key = kaddr
     attr.next_key = ctypes.addressof(out)
-    ret = bpf(BpfCmd.MAP_GET_NEXT_KEY, attr, raise_on_error=False)
+    ret = bpf(BpfCmd.MAP_GET_NEXT_KEY, attr, raise_on_error=False, extra=_elem_extra(key))
     del kbuf
     if ret == -E.ENOENT:
         return None
@@ -275,8 +293,7 @@ def map_freeze(fd: FdArg) -> None:
     bpf(BpfCmd.MAP_FREEZE, attr)
 
 
-@dataclass(frozen=True)
-class BatchResult:
+class BatchResult(NamedTuple):
     """What a lookup batch returned: ``keys``/``values`` (equal length) and
     ``out_batch``, the token to pass as ``in_batch`` next time (None when the
     map has no more elements)."""
@@ -284,10 +301,6 @@ class BatchResult:
     keys: List[bytes]
     values: List[bytes]
     out_batch: Optional[bytes]
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        """Unpack as ``keys, values, out_batch``."""
-        return iter((self.keys, self.values, self.out_batch))
 
 
 def _lookup_batch(cmd: BpfCmd, fd: FdArg, in_batch: Optional[BytesLike], key_size: int, value_size: int,
@@ -473,9 +486,17 @@ def prog_load(prog_type: Union[ProgType, int], insns: BytesLike, license: str, *
     if fd_array:
         fabuf = (ctypes.c_int * len(fd_array))(*fd_array)
         attr.fd_array = ctypes.addressof(fabuf)
+    extra: Optional[Dict[str, Any]] = {"license": license} if _trace._hooks else None
+    if extra is not None:
+        if func_info:
+            extra["func_info_bytes"] = len(func_info)
+        if line_info:
+            extra["line_info_bytes"] = len(line_info)
+        if fd_array:
+            extra["fd_array"] = _trace.Name("[" + ",".join(str(f) for f in fd_array) + "]")
     ret = -E.EAGAIN
     for _ in range(5):
-        ret = bpf(BpfCmd.PROG_LOAD, attr, raise_on_error=False)
+        ret = bpf(BpfCmd.PROG_LOAD, attr, raise_on_error=False, extra=extra)
         if ret != -E.EAGAIN:
             break
     del ibuf, lbuf, fibuf, libuf, fabuf
@@ -679,17 +700,17 @@ def link_get_next_id(start: int = 0) -> Optional[int]:
 
 # -- running and attaching -------------------------------------------------------
 
-@dataclass(frozen=True)
-class TestRunResult:
+class TestRunResult(NamedTuple):
     """BPF_PROG_TEST_RUN results: the program's return value, the average run
     time per repetition in ns, and the output packet / context."""
-
-    __test__ = False  # not a pytest test class
 
     retval: int
     duration_ns: int
     data_out: bytes
     ctx_out: bytes
+
+
+setattr(TestRunResult, "__test__", False)  # a result type, not a pytest test class
 
 
 def prog_test_run(fd: FdArg, *, data_in: BytesLike = b"", data_size_out: int = 0, ctx_in: BytesLike = b"",
@@ -755,7 +776,7 @@ def link_create(prog_fd: FdArg, target_fd: int, attach_type: Union[AttachType, i
     attr.attach_type = int(attach_type)
     attr.flags = flags
     keep: List[object] = []
-    extra = {}
+    extra: Dict[str, Any] = {}
     if kprobe_multi_syms or kprobe_multi_addrs:
         km = attr.kprobe_multi
         km.flags = kprobe_multi_flags
@@ -884,8 +905,7 @@ def prog_detach(target_fd: int, attach_type: Union[AttachType, int], prog_fd: Op
     bpf(BpfCmd.PROG_DETACH, attr)
 
 
-@dataclass(frozen=True)
-class ProgQueryResult:
+class ProgQueryResult(NamedTuple):
     """BPF_PROG_QUERY: attach flags, program ids attached and the revision."""
 
     attach_flags: int
@@ -930,8 +950,7 @@ def prog_bind_map(prog_fd: FdArg, map_fd: FdArg) -> None:
     bpf(BpfCmd.PROG_BIND_MAP, attr)
 
 
-@dataclass(frozen=True)
-class TaskFdQueryResult:
+class TaskFdQueryResult(NamedTuple):
     """BPF_TASK_FD_QUERY: what a perf-event / raw-tp fd of a task is attached to."""
 
     prog_id: int

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import ctypes
 import enum
-import logging
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, NamedTuple, Optional
 
 __all__ = [
     "TraceRecord",
@@ -31,17 +29,14 @@ __all__ = [
     "decode_attr",
 ]
 
-log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class TraceRecord:
+class TraceRecord(NamedTuple):
     """One kernel call: ``command`` (``"BPF_MAP_CREATE"``), decoded ``attrs``,
     ``result`` (the fd or return value; None on failure), ``errno`` (None on
     success) and ``duration_ns`` of the call itself."""
 
     command: str
-    attrs: Dict[str, Any] = field(default_factory=dict)
+    attrs: Dict[str, Any]
     result: Optional[int] = None
     errno: Optional[int] = None
     duration_ns: int = 0
@@ -116,7 +111,9 @@ def emit(record: TraceRecord) -> None:
         try:
             hook(record)
         except Exception:  # a broken hook must not change what the kernel call did
-            log.exception("trace hook %r failed", hook)
+            import logging
+
+            logging.getLogger(__name__).exception("trace hook %r failed", hook)
 
 
 def _enum_text(cls: type, value: int) -> str:
