@@ -93,6 +93,8 @@ _PSEUDO_CALL = 1
 _PSEUDO_KFUNC_CALL = 2
 
 _SLOT = struct.Struct("<BBhi")  # code, dst:4|src:4, off, imm (little-endian struct bpf_insn)
+_FUNC_INFO = struct.Struct("<II")    # struct bpf_func_info
+_LINE_INFO = struct.Struct("<IIII")  # struct bpf_line_info
 
 
 # --------------------------------------------------------------------------- resolver
@@ -221,7 +223,8 @@ class LinkedProgram:
     line_info_rec_size: int = LINE_INFO_REC_SIZE
     subprograms: Tuple[Tuple[str, int], ...] = ()
     fd_array: Tuple[int, ...] = ()
-    lines: Tuple[SourceLine, ...] = ()
+    #: ``(slot, LineInfo)`` for each line_info record, in order
+    lines: "Tuple[Tuple[int, LineInfo], ...]" = ()
 
     @property
     def insn_cnt(self) -> int:
@@ -247,11 +250,14 @@ class LinkedProgram:
         record at or before it within the same function, if any."""
         starts = sorted([0] + [start for _, start in self.subprograms])
         func_start = max(s for s in starts if s <= slot) if slot >= 0 else 0
-        best: Optional[SourceLine] = None
+        best: "Optional[Tuple[int, LineInfo]]" = None
         for rec in self.lines:
-            if func_start <= rec.slot <= slot and (best is None or rec.slot >= best.slot):
+            if func_start <= rec[0] <= slot and (best is None or rec[0] >= best[0]):
                 best = rec
-        return best
+        if best is None:
+            return None
+        at, li = best
+        return SourceLine(at, li.file_name, li.line, li.column, li.line_text)
 
 
 # --------------------------------------------------------------------------- linking
@@ -270,7 +276,8 @@ class _Builder:
         self.order: List[Tuple[str, int]] = []
         self.func_info: List[bytes] = []
         self.line_info: List[bytes] = []
-        self.lines: List[SourceLine] = []
+        self.lines: "List[Tuple[int, LineInfo]]" = []
+        self._nslots: Dict[str, int] = {}
         self.with_func_info = True
         self.with_line_info = True
         self.data_relocs: List[Tuple[int, "Relocation", str]] = []
@@ -335,8 +342,9 @@ class _Builder:
             return
         if self.with_func_info:
             if func.func_info:
-                for fi in func.func_info:
-                    self.func_info.append(struct.pack("<II", fi.insn_off // 8 + start, fi.type_id))
+                pack2 = _FUNC_INFO.pack
+                self.func_info += [pack2(fi.insn_off // 8 + start, fi.type_id)
+                                   for fi in func.func_info]
             elif is_main:
                 self.with_func_info = False  # libbpf skips func_info altogether
             else:
@@ -344,13 +352,12 @@ class _Builder:
                                       f"while the program calling it has")
         if self.with_line_info:
             if func.line_info:
+                pack4 = _LINE_INFO.pack
                 for li in func.line_info:
                     slot = li.insn_off // 8 + start
                     line_col = ((li.line & 0x3FFFFF) << 10) | (li.column & 0x3FF)
-                    self.line_info.append(struct.pack("<IIII", slot, li.file_name_off,
-                                                      li.line_off, line_col))
-                    self.lines.append(SourceLine(slot, li.file_name, li.line, li.column,
-                                                 li.line_text))
+                    self.line_info.append(pack4(slot, li.file_name_off, li.line_off, line_col))
+                    self.lines.append((slot, li))
             elif is_main:
                 self.with_line_info = False
             else:
@@ -435,10 +442,13 @@ class _Builder:
                 pos += 1
 
     def function_slots(self, func: "ProgramSpec") -> int:
-        insns = self.relocated.get(func.name)
-        if insns is None:
-            insns = func.instructions
-        return sum(i.slots for i in insns)
+        n = self._nslots.get(func.name)
+        if n is None:
+            insns = self.relocated.get(func.name)
+            if insns is None:
+                insns = func.instructions
+            n = self._nslots[func.name] = sum(2 if i.opcode == _LD_IMM64 else 1 for i in insns)
+        return n
 
     # -- data ---------------------------------------------------------------
     def resolve_data(self, resolver: Resolver) -> Tuple[int, ...]:
