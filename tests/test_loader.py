@@ -384,3 +384,48 @@ def test_add_str_reuses_existing_strings() -> None:
     assert btf.add_str(first) < n
     off = btf.add_str("purebpf_new_string")
     assert off == n and btf.string(off) == "purebpf_new_string"
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from purebpf.errors import PurebpfError  # noqa: E402
+
+_FUZZ_SPECS = {name: spec_of(name) for name in ("externs.bpf.o", "btf_types.bpf.o", "globals.bpf.o")}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(sorted(_FUZZ_SPECS)),
+       edits=st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)),
+                      min_size=1, max_size=8),
+       sanitize=st.booleans())
+def test_mutated_btf_raises_only_purebpf_errors(name: str, edits: List[Tuple[int, int]],
+                                                sanitize: bool) -> None:
+    spec = _FUZZ_SPECS[name]
+    raw = bytearray(spec.btf_raw)
+    for pos, value in edits:
+        raw[pos % len(raw)] = value
+    bad = dataclasses.replace(spec, btf_raw=bytes(raw))
+    feats = BtfFeatures(func=False, datasec=False, float=False, decl_tag=False, type_tag=False,
+                        enum64=False, func_global=False) if sanitize else None
+    try:
+        kernel_btf_bytes(bad, feats)
+    except PurebpfError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(slot_shift=st.integers(min_value=-3, max_value=5000), which=st.integers(min_value=0))
+def test_bad_relocation_slots_raise_relocation_errors(slot_shift: int, which: int) -> None:
+    spec = _FUZZ_SPECS["globals.bpf.o"]
+    prog = spec.programs[0]
+    rels = list(prog.relocations)
+    i = which % len(rels)
+    rels[i] = dataclasses.replace(rels[i], slot=rels[i].slot + slot_shift)
+    bad = dataclasses.replace(prog, relocations=tuple(rels))
+    try:
+        link_program(spec, bad, {}, fake_resolver(spec))
+    except PurebpfError:
+        pass

@@ -259,9 +259,15 @@ def _fix_externs(btf: RawBtf, spec: "ObjectSpec") -> None:
             if name not in externs:
                 raise NotFoundError("extern", name, detail="a .ksyms BTF entry without ELF symbol")
             vt_off = btf.off_of(vt)
+            if btf.kind(vt) not in (_FUNC, _VAR):
+                raise BtfError(f".ksyms entry {name!r} (type {vt}) is neither VAR nor FUNC",
+                               section="types", offset=vt_off)
             if btf.kind(vt) == _FUNC:
                 proto = btf.u32(vt_off + 8)
                 p_off = btf.off_of(proto)
+                if btf.kind(proto) != _FUNC_PROTO:
+                    raise BtfError(f"kfunc {name!r}: type {proto} is not a FUNC_PROTO",
+                                   section="types", offset=vt_off)
                 for j in range(btf.vlen(proto)):
                     param = p_off + 12 + 8 * j
                     if btf.u32(param + 4) and not btf.u32(param):
@@ -286,6 +292,9 @@ def _fix_externs(btf: RawBtf, spec: "ObjectSpec") -> None:
         btf.set_u32(btf.off_of(kconfig) + 8, size)
         for vs in _secinfos(btf, kconfig):
             vt = btf.u32(vs)
+            if btf.kind(vt) != _VAR:
+                raise BtfError(f".kconfig entry (type {vt}) is not a VAR", section="types",
+                               offset=vs)
             ext = externs.get(btf.name(vt))
             if ext is None:
                 raise NotFoundError("extern", btf.name(vt), detail="a .kconfig BTF entry")
