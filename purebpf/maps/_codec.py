@@ -52,7 +52,7 @@ def to_bytes(obj: Any, size: int, what: str) -> bytes:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         data = bytes(obj)
     elif isinstance(obj, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)):
-        data = bytes(memoryview(obj).cast("B"))  # type: ignore[arg-type]
+        data = bytes(memoryview(obj).cast("B"))
     elif hasattr(obj, "fileno"):
         fd = int(obj.fileno())
         return to_bytes(fd, size, what)

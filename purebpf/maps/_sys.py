@@ -28,6 +28,7 @@ __all__ = [
     "create", "lookup", "lookup_with_value", "update", "delete", "next_key",
     "lookup_and_delete", "freeze", "pin", "get_pinned", "fd_by_id", "info",
     "lookup_batch", "update_batch", "delete_batch", "num_possible_cpus", "parse_cpu_list",
+    "object_kind", "has_object_names",
 ]
 
 
@@ -78,6 +79,15 @@ def num_possible_cpus() -> int:
         else:
             _possible_cpus = int(probe())
     return _possible_cpus
+
+
+def has_object_names() -> bool:
+    """Does the kernel take ``map_name`` (libbpf's FEAT_PROG_NAME probe, cached)?"""
+    try:
+        from purebpf.syscall.features import has_prog_name
+    except ImportError:  # pragma: no cover - the probe module is part of purebpf
+        return True
+    return bool(has_prog_name())
 
 
 def create(map_type: int, key_size: int, value_size: int, max_entries: int, *, flags: int,
@@ -296,3 +306,15 @@ def info(fd: "FD") -> MapInfo:
         btf_value_type_id=int(raw.btf_value_type_id),
         map_extra=int(raw.map_extra),
     )
+
+
+def object_kind(fd: "FD") -> Optional[str]:
+    """``bpf-map``, ``bpf-prog``, ``bpf_link``... from ``/proc/self/fd``
+    (the anon inode name), or None when /proc cannot tell."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{int(fd)}")
+    except OSError:
+        return None
+    if target.startswith("anon_inode:"):
+        return target[len("anon_inode:"):]
+    return None

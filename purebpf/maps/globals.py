@@ -42,7 +42,7 @@ from purebpf.uapi import OBJ_NAME_LEN, MapFlags, MapType
 
 if TYPE_CHECKING:
     from purebpf.btf import Btf
-    from purebpf.spec import DataSectionSpec, MapSpec, VariableSpec
+    from purebpf.spec import DataSectionSpec, MapSpec, ObjectSpec, VariableSpec
 
 __all__ = [
     "GlobalData",
@@ -80,12 +80,22 @@ def internal_map_name(object_name: str, section_name: str) -> str:
     return kernel_map_name(object_name[:pfx_len] + section_name[:sfx_len])
 
 
-def data_section_is_mmapable(section: "DataSectionSpec") -> bool:
+def data_section_is_mmapable(section: "DataSectionSpec",
+                             spec: "Optional[ObjectSpec]" = None) -> bool:
     """libbpf's ``map_is_mmapable``: the section has a BTF DATASEC holding at
-    least one non-static variable."""
+    least one non-static variable.
+
+    With ``spec``, ``__hidden`` globals (ELF visibility STV_HIDDEN or
+    STV_INTERNAL) count as static, because libbpf's ``btf_fixup_datasec``
+    turns them static at open time.
+    """
     if not section.btf_datasec_id:
         return False
-    return any(var.linkage != "static" for var in section.variables)
+    hidden: "set[str]" = set()
+    if spec is not None:
+        hidden = {sym.name for sym in spec.symbols if sym.section_name == section.name
+                  and sym.visibility in ("STV_HIDDEN", "STV_INTERNAL")}
+    return any(var.linkage != "static" and var.name not in hidden for var in section.variables)
 
 
 def data_section_map_spec(section: "DataSectionSpec", *, name: Optional[str] = None,

@@ -36,7 +36,8 @@ import os
 import sys
 from typing import (TYPE_CHECKING, Any, Iterator, List, Optional, Sequence, Tuple, Union)
 
-from purebpf.errors import KernelError, MapKeyError, NotSupportedError, StateError
+from purebpf.errors import (KernelError, MapKeyError, NotFoundError, NotSupportedError,
+                             StateError)
 from purebpf.maps import _sys
 from purebpf.maps._codec import round_up, to_bytes
 from purebpf.maps.info import MapInfo
@@ -181,6 +182,8 @@ class Map:
         elif map_type in (MapType.RINGBUF, MapType.USER_RINGBUF):
             max_entries = adjust_ringbuf_size(max_entries)
         name = kernel_map_name(name_override if name_override is not None else spec.name)
+        if not _sys.has_object_names():
+            name = ""  # Linux < 4.15 rejects map_name; libbpf leaves it out likewise
 
         key_id, value_id = spec.key_type_id, spec.value_type_id
         use_btf_fd = btf_fd
@@ -229,9 +232,14 @@ class Map:
         """Wrap an fd of an existing map; its shape is read from the kernel.
 
         The Map takes ownership of ``fd``.  ``name`` defaults to the kernel's
-        (possibly truncated) name.
+        (possibly truncated) name.  An fd of another kind of object (a
+        program, a link) is refused with NotFoundError.
         """
         try:
+            kind = _sys.object_kind(fd)
+            if kind is not None and kind != "bpf-map":
+                raise NotFoundError("map", name or int(fd),
+                                    detail=f"the file descriptor refers to a {kind}")
             info = _sys.info(fd)
         except BaseException:
             fd.close()
@@ -244,7 +252,12 @@ class Map:
     @classmethod
     def from_pin(cls, path: "Union[str, os.PathLike[str]]", *, name: Optional[str] = None) -> "Map":
         """Open a map pinned at ``path`` on bpffs (BPF_OBJ_GET)."""
-        live = cls.from_fd(_sys.get_pinned(os.fspath(path)), name=name)
+        p = os.fspath(path)
+        fd = _sys.get_pinned(p)
+        try:
+            live = cls.from_fd(fd, name=name)
+        except NotFoundError as exc:
+            raise NotFoundError("map", p, detail=f"the pinned object is not a map: {exc}") from exc
         live._pin_path = os.fspath(path)
         return live
 
@@ -457,27 +470,29 @@ class Map:
     def keys(self) -> Iterator[bytes]:
         """Every key, by BPF_MAP_GET_NEXT_KEY.
 
-        Safe while deleting: the next key is fetched *before* the current one
-        is handed out, and when a concurrent delete makes the kernel restart
-        from the first key (hash maps do), keys already seen are skipped.
-        The walk ends after at most ``max_entries`` restarts so it cannot hang.
+        Safe while deleting: when the key just handed out is deleted, the
+        kernel's hash and LPM maps restart from their first key; keys already
+        seen are then skipped, so every key is given once and a key is never
+        given after it was deleted.  A walk that meets only known keys for
+        longer than there are known keys is a cycle and ends, so it cannot
+        hang.  (Many restarts make the walk O(n^2) system calls.)
         """
         if self.type in KEYLESS_TYPES:
             raise NotSupportedError(f"iterating a {self._tname} map", detail="it has no keys")
         fd, size = self.fd, self.key_size
-        seen = set()
+        seen: "set[bytes]" = set()
+        run = 0
         key = _sys.next_key(fd, None, size)
-        repeats = 0
         while key is not None:
-            nxt = _sys.next_key(fd, key, size)
             if key in seen:
-                repeats += 1
-                if repeats > self.max_entries + 1:
+                run += 1
+                if run > len(seen):
                     return
             else:
+                run = 0
                 seen.add(key)
                 yield key
-            key = nxt
+            key = _sys.next_key(fd, key, size)
 
     def __iter__(self) -> Iterator[bytes]:
         return self.keys()
