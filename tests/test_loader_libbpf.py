@@ -296,9 +296,13 @@ def test_kernel_btf_matches_libbpf(path: Path) -> None:
         assert ours == raw, f"{path.name} (loading {name}): BTF differs from libbpf's"
 
 
-def test_kconfig_map_matches_libbpf() -> None:
+KCONFIG_USERS = [p for p in LITTLE
+                 if any(e.kind == "kconfig" for e in ObjectSpec.from_file(str(p)).externs)]
+
+
+@pytest.mark.parametrize("path", KCONFIG_USERS, ids=[p.name for p in KCONFIG_USERS])
+def test_kconfig_map_matches_libbpf(path: Path) -> None:
     needs_root()
-    path = ROOT / "fixtures" / "obj" / "externs.bpf.o"
     spec, theirs = _libbpf_for(path)
     cap = next(iter(theirs.programs.values()))
     values = {libbpf_token(spec, n): v for n, v in cap.map_values.items()}
