@@ -356,6 +356,7 @@ class Object:
         self._btf_fd = btf_fd
         self._section_maps = section_maps
         self._closed = False
+        self._struct_ops: Dict[str, bytes] = {}
 
     @property
     def btf_fd(self) -> "Optional[FD]":
@@ -398,6 +399,16 @@ class Object:
         if name is None:
             raise NotFoundError("data section map", section, candidates=sorted(self._section_maps))
         return self.maps[name]
+
+    def struct_ops_value(self, map_name: str) -> bytes:
+        """The value to write into struct_ops map ``map_name`` to register it
+        (the kernel's ``bpf_struct_ops_<type>`` with data members and program
+        fds filled in); writing it is attaching, which load does not do."""
+        self._check()
+        try:
+            return self._struct_ops[map_name]
+        except KeyError:
+            raise NotFoundError("struct_ops map", map_name, candidates=sorted(self._struct_ops)) from None
 
     def pin_all(self, directory: str) -> List[str]:
         """Pin every map and program under ``directory`` (bpffs) by name; returns the paths.
@@ -487,6 +498,10 @@ class _Loader:
         self._vmlinux: "Optional[Btf]" = None
         self._ksyms: Any = None
         self.btf_func_info = True
+        #: program name -> (kernel struct BTF id, member index) for struct_ops programs
+        self.struct_ops_attach: Dict[str, Tuple[int, int]] = {}
+        #: struct_ops map name -> (value with data members, [(offset, program name)])
+        self.struct_ops_values: Dict[str, Tuple[bytearray, List[Tuple[int, str]]]] = {}
 
     # -- driver ---------------------------------------------------------------
 
@@ -498,11 +513,14 @@ class _Loader:
             self.create_maps()
             self.load_programs(relocated)
             self.init_prog_arrays()
+            self.fill_struct_ops()
         except BaseException:
             self.rollback()
             raise
-        return Object(self.spec, self.obj.name, self.maps, self.programs, self.views,
-                      self.btf_fd, self.section_maps)
+        obj = Object(self.spec, self.obj.name, self.maps, self.programs, self.views,
+                     self.btf_fd, self.section_maps)
+        obj._struct_ops = {name: bytes(value) for name, (value, _) in self.struct_ops_values.items()}
+        return obj
 
     def rollback(self) -> None:
         for path in reversed(self.pins_made):
@@ -524,7 +542,14 @@ class _Loader:
         return self._vmlinux
 
     def autoloaded(self) -> List[OpenProgram]:
-        return [p for p in self.obj.programs.values() if p.autoload]
+        return [p for p in self.obj.programs.values() if p.autoload and not self._unused_struct_ops(p)]
+
+    def _unused_struct_ops(self, p: OpenProgram) -> bool:
+        """A struct_ops program no struct_ops map refers to is not loaded (as libbpf)."""
+        if int(p.prog_type) != int(ProgType.STRUCT_OPS):
+            return False
+        return not any(p.name == prog for m in self.spec.maps if int(m.type) == int(MapType.STRUCT_OPS)
+                       for _, prog in m.initial_values)
 
     # -- 1. externs -------------------------------------------------------------------
 
@@ -611,11 +636,11 @@ class _Loader:
         from purebpf.maps import Map
 
         spec = self.spec
-        struct_ops = [m for m in spec.maps if int(m.type) == int(MapType.STRUCT_OPS)]
-        if struct_ops:
-            raise NotSupportedError("struct_ops maps", detail=f"map {struct_ops[0].name!r}")
         for m in spec.maps:
-            self.create_user_map(Map, self.obj.maps[m.name])
+            if int(m.type) == int(MapType.STRUCT_OPS):
+                self.create_struct_ops_map(Map, self.obj.maps[m.name])
+            else:
+                self.create_user_map(Map, self.obj.maps[m.name])
         for sec in spec.data_sections:
             if sec.kind in ("ksyms", "arena") or sec.size == 0:
                 continue
@@ -650,6 +675,89 @@ class _Loader:
             os.makedirs(os.path.dirname(om.pin_path) or ".", exist_ok=True)
             live.pin(om.pin_path)
             self.pins_made.append(om.pin_path)
+
+    def create_struct_ops_map(self, Map: Any, om: OpenMap) -> None:
+        """A ``.struct_ops`` variable as a BPF_MAP_TYPE_STRUCT_OPS map (libbpf
+        ``bpf_map__init_kern_struct_ops``).
+
+        The object's struct (say ``tcp_congestion_ops``) is matched by name
+        with the kernel's; the map value is the kernel's wrapper
+        ``bpf_struct_ops_<name>`` whose ``data`` member holds the struct:
+        data members are copied from the object, function pointers become
+        the fds of the programs implementing them once those are loaded.  Each
+        such program is loaded with ``attach_btf_id`` = the kernel struct and
+        ``expected_attach_type`` = the index of the member it implements.
+        The value is written to the map (which registers the ops) by attach,
+        as libbpf does; :meth:`Object.struct_ops_value` gives it.
+        """
+        from purebpf.btf.types import BtfKind
+        from purebpf.maps.map import kernel_map_name
+        from purebpf.syscall import commands
+
+        mspec = om.spec
+        local_btf = self.spec.btf
+        if local_btf is None:
+            raise NotSupportedError("struct_ops without BTF", detail=f"map {mspec.name!r}")
+        local = local_btf[mspec.value_type_id]
+        tname = local.name
+        vmlinux = self.vmlinux()
+        kern_ids = vmlinux.find_by_name(tname, BtfKind.STRUCT)
+        wrap_ids = vmlinux.find_by_name("bpf_struct_ops_" + tname, BtfKind.STRUCT)
+        if not kern_ids or not wrap_ids:
+            raise NotFoundError("kernel struct_ops type", tname, detail=f"map {mspec.name!r}")
+        kern = vmlinux[kern_ids[0]]
+        wrapper = vmlinux[wrap_ids[0]]
+        data_member = [mb for mb in getattr(wrapper, "members") if mb.name == "data"]
+        if not data_member:
+            raise NotFoundError("member", "data", detail=f"kernel type bpf_struct_ops_{tname}")
+        data_off = data_member[0].bit_offset // 8
+        value = bytearray(vmlinux.size_of(wrap_ids[0]))
+        local_bytes = _section_bytes(self.spec, mspec.section, mspec.section_offset, mspec.value_size)
+        kmembers = {mb.name: (index, mb) for index, mb in enumerate(getattr(kern, "members"))}
+        progs_by_slot = dict(mspec.initial_values)
+        func_slots: List[Tuple[int, str]] = []
+        for lm in getattr(local, "members"):
+            found = kmembers.get(lm.name)
+            loff = lm.bit_offset // 8
+            ltype = local_btf[local_btf.skip_modifiers(lm.type)]
+            is_func_ptr = (ltype.kind == BtfKind.PTR and
+                           local_btf[local_btf.skip_modifiers(getattr(ltype, "type"))].kind == BtfKind.FUNC_PROTO)
+            if is_func_ptr:
+                prog_name = progs_by_slot.get(loff // 8)
+                if prog_name is None:
+                    continue
+                if found is None:
+                    raise NotFoundError("member", lm.name, detail=f"kernel struct {tname}")
+                index, km = found
+                self.struct_ops_attach[prog_name] = (kern_ids[0], index)
+                func_slots.append((data_off + km.bit_offset // 8, prog_name))
+                continue
+            size = local_btf.size_of(lm.type)
+            chunk = local_bytes[loff:loff + size]
+            if not any(chunk):
+                continue
+            if found is None:
+                raise NotFoundError("member", lm.name, detail=f"kernel struct {tname} (object sets it)")
+            _, km = found
+            if vmlinux.size_of(km.type) != size:
+                raise NotSupportedError("struct_ops member of another size",
+                                        detail=f"{tname}.{lm.name}: object {size}, kernel "
+                                               f"{vmlinux.size_of(km.type)} bytes")
+            koff = data_off + km.bit_offset // 8
+            value[koff:koff + size] = chunk
+        # as libbpf: the object's BTF fd goes along (the value type is vmlinux's)
+        btf_fd = self._btf_fd_int()
+        if btf_fd is None:
+            raise NotSupportedError("struct_ops without the object's BTF in the kernel",
+                                    detail=f"map {mspec.name!r}")
+        fd = commands.map_create(MapType.STRUCT_OPS, 4, len(value), 1, flags=int(mspec.flags),
+                                 name=kernel_map_name(mspec.name), btf_fd=btf_fd,
+                                 btf_vmlinux_value_type_id=wrap_ids[0])
+        live = Map(fd, name=mspec.name, type=MapType.STRUCT_OPS, key_size=4, value_size=len(value),
+                   max_entries=1, flags=int(mspec.flags), spec=mspec)
+        self.owned.append(live)
+        self.maps[om.name] = live
+        self.struct_ops_values[om.name] = (value, func_slots)
 
     def create_data_map(self, sec: "DataSectionSpec") -> None:
         """A data section as an array map of one entry holding its bytes
@@ -687,8 +795,13 @@ class _Loader:
         if kind is None or not kind.needs_attach_btf_id:
             return 0
         ptype = int(op.prog_type)
-        if ptype == int(ProgType.STRUCT_OPS) or ptype == int(ProgType.EXT):
-            raise NotSupportedError(f"{ProgType(ptype).name} programs", detail=f"program {op.name!r}")
+        if ptype == int(ProgType.STRUCT_OPS):
+            found = self.struct_ops_attach.get(op.name)
+            if found is None:
+                raise NotFoundError("struct_ops map using program", op.name)
+            return found[0]
+        if ptype == int(ProgType.EXT):
+            raise NotSupportedError("freplace (BPF_PROG_TYPE_EXT) programs", detail=f"program {op.name!r}")
         target = op.attach_target
         if not target:
             raise NotFoundError("attach target", op.name, detail=f"section {op.spec.section!r} names none")
@@ -712,6 +825,8 @@ class _Loader:
         ptype = op.prog_type
         eat = op.expected_attach_type
         attach_btf_id = self.attach_btf_id(op)
+        if int(ptype) == int(ProgType.STRUCT_OPS):
+            eat = self.struct_ops_attach[op.name][1]  # the member index, as libbpf sets it
         name = op.name[: OBJ_NAME_LEN - 1] if _feature(features, "has_prog_name", True) else ""
         use_btf = self.btf_fd is not None
         func_info = linked.func_info if use_btf else b""
@@ -777,6 +892,16 @@ class _Loader:
 
     # -- 6. prog arrays, globals ------------------------------------------------------
 
+    def fill_struct_ops(self) -> None:
+        """Put the loaded programs' fds into the struct_ops values."""
+        import struct as _struct
+
+        for value, slots in self.struct_ops_values.values():
+            for offset, prog_name in slots:
+                prog = self.programs.get(prog_name)
+                fd = prog.fd.fileno() if prog is not None else 0
+                _struct.pack_into("<Q" if self.spec.byteorder == "little" else ">Q", value, offset, fd)
+
     def init_prog_arrays(self) -> None:
         for m in self.spec.maps:
             if int(m.type) != int(MapType.PROG_ARRAY) or not m.initial_values:
@@ -790,6 +915,22 @@ class _Loader:
                     raise NotFoundError("program", prog_name, detail=f"initial value of {m.name!r}")
                 live.update(index, prog.fd.fileno())
 
+
+
+def _section_bytes(spec: "ObjectSpec", section: str, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` of ELF section ``section`` of the object's
+    file (struct_ops initial values are not kept in the spec)."""
+    info = next((s for s in spec.sections if s.name == section), None)
+    if info is None or info.type == "SHT_NOBITS":
+        return bytes(size)
+    try:
+        with open(spec.name, "rb") as f:
+            f.seek(info.offset + offset)
+            data = f.read(size)
+    except OSError:
+        log.warning("cannot re-read %s for the struct_ops data of %s; using zeros", spec.name, section)
+        return bytes(size)
+    return data.ljust(size, b"\0")
 
 
 def _section_is_mmapable(spec: "ObjectSpec", sec: "DataSectionSpec") -> bool:

@@ -41,7 +41,6 @@ EXCLUDED: Dict[str, Tuple[str, ...]] = {
 #: Whole objects left out: libbpf 1.1 cannot open or purebpf does not load them yet.
 SKIPPED_OBJECTS = {
     "ksym_typed.bpf.o": "needs CONFIG_KALLSYMS_ALL (runqueues)",
-    "struct_ops.bpf.o": "struct_ops",
     "sections_new.bpf.o": "section names newer than libbpf 1.1, struct_ops",
 }
 FIXTURES = [p for p in sorted(OBJ.glob("*.bpf.o")) if p.name not in SKIPPED_OBJECTS]

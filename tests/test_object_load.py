@@ -176,12 +176,6 @@ def test_fixture_loads(path: Path, pin_dir: str) -> None:
         assert "runqueues" in str(info.value)
         assert open_fds() == fds
         return
-    if any(int(m.type) == 26 for m in spec.maps):  # BPF_MAP_TYPE_STRUCT_OPS
-        fds = open_fds()
-        with pytest.raises(NotSupportedError):
-            opened.load()
-        assert open_fds() == fds
-        pytest.xfail("struct_ops maps are not loaded by purebpf yet")
     disable_lockdown_programs(opened)
     pinned = {m.name for m in spec.maps if int(m.pinning) == 1}
     with LeakCheck(keep=pinned) as leaks, opened.load() as obj:
@@ -306,6 +300,26 @@ def test_map_in_map_and_prog_array_initial_values() -> None:
         from purebpf.syscall import features
 
         assert obj.maps["events_perf"].info().max_entries == features.num_possible_cpus()
+
+
+def test_struct_ops_value_registers_with_the_kernel() -> None:
+    """The struct_ops value load prepares is what the kernel expects: writing
+    it registers the TCP congestion control (visible in /proc), deleting it
+    unregisters it again."""
+    from purebpf.syscall import commands
+
+    avail = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+    with open_object(OBJ / "struct_ops.bpf.o").load() as obj:
+        assert set(obj.programs) == {"pb_init", "pb_ssthresh", "pb_cong_avoid", "pb_undo_cwnd"}
+        live = obj.maps["pb_reno"]
+        assert live.info().type == 26  # BPF_MAP_TYPE_STRUCT_OPS
+        assert "pb_reno" not in open(avail).read().split()
+        commands.map_update_elem(live.fd, bytes(4), obj.struct_ops_value("pb_reno"))
+        try:
+            assert "pb_reno" in open(avail).read().split()
+        finally:
+            commands.map_delete_elem(live.fd, bytes(4))
+        assert "pb_reno" not in open(avail).read().split()
 
 
 def test_pinned_map_reused_and_incompatible_refused(pin_dir: str) -> None:
