@@ -993,3 +993,33 @@ def test_element_calls_show_key_and_value_in_transcript() -> None:
     key_hex = u32(0x01020304).hex()
     assert upd.format() == f"BPF_MAP_UPDATE_ELEM map_fd={number} key={key_hex} value={u32(7).hex()} -> 0"
     assert look.format() == f"BPF_MAP_LOOKUP_ELEM map_fd={number} key={key_hex} value_size=4 -> 0"
+
+
+@pytest.mark.parametrize("args,kwargs,needle", [
+    ((MapType.HASH, 0, 4, 1), {}, "key_size must be non-zero for HASH"),
+    ((MapType.QUEUE, 4, 4, 1), {}, "key_size must be 0 for QUEUE"),
+    ((MapType.ARRAY, 8, 4, 1), {}, "4-byte key"),
+    ((MapType.HASH, 4, 0, 1), {}, "value_size must be non-zero"),
+    ((MapType.HASH, 4, 4, 0), {}, "max_entries must be non-zero"),
+    ((MapType.RINGBUF, 0, 0, 1000), {}, "power of 2"),
+    ((MapType.LPM_TRIE, 8, 8, 1), {}, "NO_PREALLOC"),
+    ((MapType.HASH_OF_MAPS, 4, 4, 1), {}, "inner_map_fd"),
+    ((MapType.HASH, 4, 4, 1), {"flags": MapFlags.MMAPABLE}, "MMAPABLE"),
+    ((MapType.HASH, 4, 4, 1), {"name": "bad name!"}, "map name"),
+])
+def test_map_create_einval_names_the_attribute(args: Tuple[Any, ...], kwargs: Dict[str, Any],
+                                                needle: str) -> None:
+    with pytest.raises(KernelError) as ei:
+        S.map_create(*args, **kwargs)
+    assert ei.value.errno == errno.EINVAL
+    assert needle in (ei.value.hint or ""), ei.value.hint
+
+
+def test_prog_load_einval_names_the_attribute() -> None:
+    trivial = encode([b.mov64_imm(0, 0), b.exit_insn()])
+    with pytest.raises(KernelError) as ei:
+        S.prog_load(ProgType.CGROUP_SOCK_ADDR, trivial, "GPL")
+    assert ei.value.errno == errno.EINVAL and "expected_attach_type" in (ei.value.hint or "")
+    with pytest.raises(KernelError) as ei:
+        S.prog_load(ProgType.SOCKET_FILTER, trivial, "GPL", name="a-b")
+    assert ei.value.errno == errno.EINVAL and "program name" in (ei.value.hint or "")

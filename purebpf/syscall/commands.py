@@ -181,7 +181,15 @@ def map_create(map_type: Union[MapType, int], key_size: int, value_size: int, ma
     if value_type_btf_obj_fd is not None:
         attr.value_type_btf_obj_fd = fd_number(value_type_btf_obj_fd)
         attr.map_flags |= 1 << 15  # BPF_F_VTYPE_BTF_OBJ_FD
-    fd = bpf(BpfCmd.MAP_CREATE, attr)
+    fd = bpf(BpfCmd.MAP_CREATE, attr, raise_on_error=False)
+    if fd < 0:
+        err = -fd
+        hint = errno_hint("BPF_MAP_CREATE", err)
+        if err in (E.EINVAL, E.E2BIG):
+            from purebpf.syscall._hints import map_create_problem
+
+            hint = map_create_problem(attr) or hint
+        raise KernelError(err, "BPF_MAP_CREATE", hint=hint, detail=f"map {name!r}" if name else None)
     return FD(fd, f"map {name!r}" if name else "map")
 
 
@@ -505,6 +513,10 @@ def prog_load(prog_type: Union[ProgType, int], insns: BytesLike, license: str, *
         return FD(ret, f"prog {name!r}" if name else "prog"), log
     err = -ret
     hint = errno_hint("BPF_PROG_LOAD", err)
+    if err in (E.EINVAL, E.E2BIG):
+        from purebpf.syscall._hints import prog_load_problem
+
+        hint = prog_load_problem(attr, log) or hint
     if log or err in (E.EACCES, E.EINVAL, E.ENOSPC):
         verr = VerifierError(err, name, log, hint=hint, truncated=(err == E.ENOSPC))
         verr.log_true_size = int(attr.log_true_size)  # type: ignore[attr-defined]
