@@ -308,18 +308,20 @@ def test_struct_ops_value_registers_with_the_kernel() -> None:
     unregisters it again."""
     from purebpf.syscall import commands
 
-    avail = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+    def available() -> List[str]:
+        return Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
+
     with open_object(OBJ / "struct_ops.bpf.o").load() as obj:
         assert set(obj.programs) == {"pb_init", "pb_ssthresh", "pb_cong_avoid", "pb_undo_cwnd"}
         live = obj.maps["pb_reno"]
         assert live.info().type == 26  # BPF_MAP_TYPE_STRUCT_OPS
-        assert "pb_reno" not in open(avail).read().split()
+        assert "pb_reno" not in available()
         commands.map_update_elem(live.fd, bytes(4), obj.struct_ops_value("pb_reno"))
         try:
-            assert "pb_reno" in open(avail).read().split()
+            assert "pb_reno" in available()
         finally:
             commands.map_delete_elem(live.fd, bytes(4))
-        assert "pb_reno" not in open(avail).read().split()
+        assert "pb_reno" not in available()
 
 
 def test_pinned_map_reused_and_incompatible_refused(pin_dir: str) -> None:
