@@ -586,3 +586,24 @@ def test_from_pin_of_a_program_is_refused(bpffs_dir: Path) -> None:
 def test_kernel_names_are_cut_like_libbpf(spec: ObjectSpec) -> None:
     with Map.create(spec.map("sized_array"), name_override="a name/with:odd*chars") as m:
         assert m.info().name == "a_name_with_odd"
+
+
+def test_batch_grows_chunk_for_full_buckets() -> None:
+    # 64 keys in a 64-bucket hash share some bucket (all distinct has odds
+    # 64!/64**64), and a bucket is returned whole: count=1 meets ENOSPC
+    from purebpf.syscall import tracing
+
+    small = MapSpec(name="tiny_hash", type=MapType.HASH, key_size=4, value_size=4,
+                    max_entries=64)
+    errors: List[int] = []
+    with Map.create(small) as m:
+        for i in range(64):
+            m[i] = i + 1
+        with tracing(lambda rec: errors.append(rec.errno or 0)):
+            got = dict(m.lookup_batch(count=1))
+        assert errno.ENOSPC in errors
+        assert got == {u32(i): u32(i + 1) for i in range(64)}
+        assert bool(m) and len(m) == 64
+    with Map.create(MapSpec(name="q", type=MapType.QUEUE, key_size=0, value_size=4,
+                            max_entries=2)) as q:
+        assert bool(q)

@@ -508,6 +508,10 @@ class Map:
         for _, value in self.items():
             yield value
 
+    def __bool__(self) -> bool:
+        """A Map is always true (``len()`` would walk every key, or fail for queues)."""
+        return True
+
     def __len__(self) -> int:
         """Number of keys, counted by walking them (array kinds: ``max_entries``).
 
@@ -527,14 +531,24 @@ class Map:
             raise NotSupportedError(f"{what} on a {self._tname} map")
 
     def _batch_walk(self, delete: bool, count: int) -> List[Tuple[bytes, Value]]:
+        """Walk the whole map in chunks.  A hash bucket is returned whole, so
+        when one holds more than ``count`` elements the kernel answers ENOSPC;
+        the chunk is then asked again with twice the room."""
         out: List[Tuple[bytes, Value]] = []
         token: Optional[bytes] = None
         while True:
-            keys, vals, token = _sys.lookup_batch(self.fd, token, self.key_size,
-                                                  self._full_value_size, count, delete=delete)
+            try:
+                keys, vals, nxt = _sys.lookup_batch(self.fd, token, self.key_size,
+                                                    self._full_value_size, count, delete=delete)
+            except KernelError as exc:
+                if exc.errno == errno.ENOSPC and count < max(self.max_entries, 1) * 2:
+                    count *= 2
+                    continue
+                raise
             out.extend((k, self._split(v)) for k, v in zip(keys, vals))
-            if token is None:
+            if nxt is None:
                 return out
+            token = nxt
 
     def lookup_batch(self, count: int = 64) -> List[Tuple[bytes, Value]]:
         """All ``(key, value)`` pairs by BPF_MAP_LOOKUP_BATCH, ``count`` per call."""
