@@ -140,3 +140,25 @@ def test_kernel_resolver_maps() -> None:
         r.map_fd("nope")
     with pytest.raises(NotFoundError, match=".data"):
         r.data_map_fd(".data")
+
+
+def test_type_compatibility_checked_with_local_btf() -> None:
+    """With the object's BTF, every fixture ksym/kfunc is compatible with the
+    kernel's; a kfunc whose local prototype differs is refused, as libbpf does."""
+    if not VMLINUX.exists():
+        pytest.skip("kernel feature missing: vmlinux BTF")
+    for fixture in ("externs.bpf.o", "ksym_typed.bpf.o"):
+        spec = ObjectSpec.from_file(str(OBJ / fixture))
+        resolver = KsymResolver(local_btf=spec.btf)
+        for ext in spec.externs:
+            if ext.kind == "kfunc":
+                resolver.kfunc(ext)
+            elif ext.kind == "ksym_var":
+                resolver.ksym_var(ext)
+    spec = ObjectSpec.from_file(str(OBJ / "externs.bpf.o"))
+    resolver = KsymResolver(local_btf=spec.btf)
+    # bpf_task_acquire's local prototype (one task pointer) under the name of a
+    # kfunc that takes no argument
+    wrong = dataclasses.replace(spec.extern("bpf_task_acquire"), name="bpf_rcu_read_lock")
+    with pytest.raises(RelocationError, match="incompatible"):
+        resolver.kfunc(wrong)

@@ -94,7 +94,24 @@ class KsymResolver:
 
     vmlinux: "Optional[Btf]" = None
     kallsyms_path: str = KALLSYMS
+    #: the object's BTF: when given, typed ksyms and kfuncs are checked for
+    #: type compatibility with the kernel's (libbpf ``bpf_core_types_are_compat``)
+    local_btf: "Optional[Btf]" = None
     _addresses: Dict[str, int] = field(default_factory=dict)
+
+    def _check_compat(self, ext: "ExternSpec", what: str, local_id: int, targ_id: int) -> None:
+        if self.local_btf is None:
+            return
+        from purebpf.core_reloc._compat import types_are_compat
+        from purebpf.core_reloc._walk import SpecError
+
+        try:
+            ok, why = types_are_compat(self.local_btf, local_id, self._btf(), targ_id)
+        except SpecError as exc:
+            raise RelocationError(f"extern ({what}) {ext.name!r}: {exc.reason}") from exc
+        if not ok:
+            raise RelocationError(f"extern ({what}) {ext.name!r}: incompatible types: local "
+                                  f"[{local_id}] vs kernel [{targ_id}]: {why}")
 
     def _btf(self) -> "Btf":
         if self.vmlinux is None:
@@ -138,6 +155,10 @@ class KsymResolver:
             if ext.weak:
                 return None
             raise NotFoundError("ksym", ext.name, detail="no BTF VAR of that name in vmlinux")
+        if self.local_btf is not None:
+            local = self.local_btf.skip_modifiers(int(getattr(self.local_btf[ext.type_id], "type")))
+            target = self._btf().skip_modifiers(int(getattr(self._btf()[tid], "type")))
+            self._check_compat(ext, "var ksym", local, target)
         return KsymTarget(btf_id=tid)
 
     def kfunc(self, ext: "ExternSpec") -> Optional[KfuncTarget]:
@@ -146,6 +167,9 @@ class KsymResolver:
             if ext.weak:
                 return None
             raise NotFoundError("ksym", ext.name, detail="no kfunc of that name in vmlinux BTF")
+        if self.local_btf is not None:
+            local = int(getattr(self.local_btf[ext.type_id], "type"))
+            self._check_compat(ext, "func ksym", local, int(getattr(self._btf()[tid], "type")))
         return KfuncTarget(btf_id=tid)
 
 
