@@ -143,38 +143,27 @@ def read_kernel_config(path: Optional[str] = None) -> Dict[str, str]:
 
 # --------------------------------------------------------------------------- types
 
-_MODS = ("TYPEDEF", "VOLATILE", "CONST", "RESTRICT", "TYPE_TAG")
-
-
 def kconfig_type(btf: "Btf", type_id: int) -> Tuple[str, bool]:
-    """libbpf ``find_kcfg_type``: (kind, is_signed) of the C type ``type_id``."""
-    for _ in range(64):
-        t = btf[type_id]
-        if t.kind.name not in _MODS:
-            break
-        type_id = getattr(t, "type")
-    else:
-        return KCFG_UNKNOWN, False
-    kind = t.kind.name
-    if kind == "INT":
-        size = int(getattr(t, "size"))
-        enc = int(getattr(t, "encoding"))
-        if enc & 4:  # BTF_INT_BOOL
-            return (KCFG_BOOL if size == 1 else KCFG_UNKNOWN), False
-        signed = bool(enc & 1)
-        if size == 1:
+    """libbpf ``find_kcfg_type``: (kind, is_signed) of the C type ``type_id``
+    (typedefs and qualifiers skipped)."""
+    from purebpf.btf.types import Array, Enum, Enum64, Int, IntEncoding
+
+    t = btf[btf.skip_modifiers(type_id)]
+    if isinstance(t, Int):
+        if t.encoding & IntEncoding.BOOL:
+            return (KCFG_BOOL if t.size == 1 else KCFG_UNKNOWN), False
+        signed = bool(t.encoding & IntEncoding.SIGNED)
+        if t.size == 1:
             return KCFG_CHAR, signed
-        if size not in (2, 4, 8):
+        if t.size not in (2, 4, 8):
             return KCFG_UNKNOWN, signed
         return KCFG_INT, signed
-    if kind in ("ENUM", "ENUM64"):
-        if kind == "ENUM" and int(getattr(t, "size")) != 4:
+    if isinstance(t, (Enum, Enum64)):
+        if isinstance(t, Enum) and t.size != 4:
             return KCFG_UNKNOWN, False
         return (KCFG_TRISTATE if t.name == "libbpf_tristate" else KCFG_UNKNOWN), False
-    if kind == "ARRAY":
-        if int(getattr(t, "nelems")) == 0:
-            return KCFG_UNKNOWN, False
-        if kconfig_type(btf, int(getattr(t, "type")))[0] != KCFG_CHAR:
+    if isinstance(t, Array):
+        if t.nelems == 0 or kconfig_type(btf, t.type)[0] != KCFG_CHAR:
             return KCFG_UNKNOWN, False
         return KCFG_CHAR_ARR, False
     return KCFG_UNKNOWN, False
@@ -324,11 +313,18 @@ def kconfig_data(spec: "ObjectSpec", *, config: Optional[Mapping[str, str]] = No
             continue
         if spec.btf is None:
             raise NotFoundError("BTF", spec.name, detail=f"needed for kconfig extern {ext.name}")
-        var_type = int(getattr(spec.btf[ext.type_id], "type", ext.type_id))
-        kind, signed = kconfig_type(spec.btf, var_type)
+        kind, signed = kconfig_type(spec.btf, _var_type(spec.btf, ext.type_id))
         encoded = encode_kconfig_value(ext.name, kind, signed, ext.size, raw)
         data[ext.offset:ext.offset + len(encoded)] = encoded
     return bytes(data)
+
+
+def _var_type(btf: "Btf", var_id: int) -> int:
+    """The C type of the BTF VAR ``var_id`` (or ``var_id`` itself if it is no VAR)."""
+    from purebpf.btf.types import Var
+
+    var = btf[var_id]
+    return var.type if isinstance(var, Var) else var_id
 
 
 def _value_for(ext: "ExternSpec", config: Optional[Mapping[str, str]],

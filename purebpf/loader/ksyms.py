@@ -84,6 +84,16 @@ def _add(out: Dict[str, int], line: str, *, strict: bool = True) -> None:
     out[name] = addr
 
 
+def _referenced(btf: "Btf", type_id: int) -> int:
+    """The type a VAR or FUNC refers to (its C type / its FUNC_PROTO)."""
+    from purebpf.btf.types import Func, Var
+
+    t = btf[type_id]
+    if not isinstance(t, (Var, Func)):
+        raise RelocationError(f"BTF type {type_id} ({t.kind.name}) is neither VAR nor FUNC")
+    return t.type
+
+
 @dataclass
 class KsymResolver:
     """Resolve ksym externs against vmlinux BTF and kallsyms, lazily.
@@ -156,8 +166,8 @@ class KsymResolver:
                 return None
             raise NotFoundError("ksym", ext.name, detail="no BTF VAR of that name in vmlinux")
         if self.local_btf is not None:
-            local = self.local_btf.skip_modifiers(int(getattr(self.local_btf[ext.type_id], "type")))
-            target = self._btf().skip_modifiers(int(getattr(self._btf()[tid], "type")))
+            local = self.local_btf.skip_modifiers(_referenced(self.local_btf, ext.type_id))
+            target = self._btf().skip_modifiers(_referenced(self._btf(), tid))
             self._check_compat(ext, "var ksym", local, target)
         return KsymTarget(btf_id=tid)
 
@@ -168,8 +178,8 @@ class KsymResolver:
                 return None
             raise NotFoundError("ksym", ext.name, detail="no kfunc of that name in vmlinux BTF")
         if self.local_btf is not None:
-            local = int(getattr(self.local_btf[ext.type_id], "type"))
-            self._check_compat(ext, "func ksym", local, int(getattr(self._btf()[tid], "type")))
+            local = _referenced(self.local_btf, ext.type_id)
+            self._check_compat(ext, "func ksym", local, _referenced(self._btf(), tid))
         return KfuncTarget(btf_id=tid)
 
 
