@@ -76,8 +76,10 @@ ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY
 FD_VALUE_TYPES = frozenset({MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS,
                             MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY})
 
-#: Map types created with no BTF key/value ids (libbpf ``bpf_object__create_map``).
-_NO_BTF_TYPES = frozenset({MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY,
+#: Map types created with no BTF key/value ids (libbpf ``bpf_object__create_map``),
+#: plus PROG_ARRAY, whose kernel ops refuse any BTF (``map_check_no_btf``): libbpf
+#: tries and retries without; purebpf skips the call that cannot succeed.
+_NO_BTF_TYPES = frozenset({MapType.PROG_ARRAY, MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY,
                            MapType.STACK_TRACE, MapType.ARRAY_OF_MAPS,
                            MapType.HASH_OF_MAPS, MapType.DEVMAP, MapType.DEVMAP_HASH,
                            MapType.CPUMAP, MapType.XSKMAP, MapType.SOCKMAP,
