@@ -429,3 +429,52 @@ def test_bad_relocation_slots_raise_relocation_errors(slot_shift: int, which: in
         link_program(spec, bad, {}, fake_resolver(spec))
     except PurebpfError:
         pass
+
+
+def dwarf_lines(path: Path) -> Dict[Tuple[str, int], int]:
+    """(section, instruction index) -> C line, from llvm-objdump's DWARF line table."""
+    out = subprocess.run(["llvm-objdump-19", "-d", "-l", "--no-show-raw-insn", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    lines: Dict[Tuple[str, int], int] = {}
+    section = ""
+    current = None
+    for text in out.splitlines():
+        m = re.match(r"Disassembly of section (\S+):", text)
+        if m:
+            section, current = m.group(1), None
+            continue
+        m = re.match(r"; \S+:(\d+)$", text)
+        if m:
+            current = int(m.group(1))
+            continue
+        m = re.match(r"\s+(\d+):\t", text)
+        if m and current is not None:
+            lines[(section, int(m.group(1)))] = current
+    return lines
+
+
+@pytest.mark.parametrize("name", ["subprogs.bpf.o", "globals.bpf.o", "cpuv4.bpf.o", "linked.bpf.o",
+                                  "usdt.bpf.o"])
+def test_rebased_line_info_matches_dwarf(name: str) -> None:
+    """Each rebased line_info record, mapped back to its function's place in
+    the ELF section, names the line llvm-objdump's DWARF table gives there.
+    A function may also start with a record of its declaration line (DWARF
+    shows the first statement there): that one must contain the function's
+    name.  ``source_line`` gives the last record at a slot, as DWARF does."""
+    spec = spec_of(name)
+    dwarf = dwarf_lines(OBJ / name)
+    funcs = {p.name: p for p in spec.programs + spec.subprograms}
+    compared = 0
+    for prog_name, lp in link_all(spec, fake_resolver(spec)).items():
+        starts = [(0, prog_name)] + [(start, sub) for sub, start in lp.subprograms]
+        for slot, info in lp.lines:
+            start, fname = max((s, n) for s, n in starts if s <= slot)
+            func = funcs[fname]
+            key = (func.section, func.section_offset // 8 + slot - start)
+            if slot == start and fname in info.line_text:
+                continue  # the declaration line, before the first statement's record
+            assert dwarf.get(key) == info.line, (prog_name, slot, key, info)
+            compared += 1
+            found = lp.source_line(slot)
+            assert found is not None and found.line == dwarf[key]
+    assert compared > 20
