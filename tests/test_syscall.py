@@ -1023,3 +1023,100 @@ def test_prog_load_einval_names_the_attribute() -> None:
     with pytest.raises(KernelError) as ei:
         S.prog_load(ProgType.SOCKET_FILTER, trivial, "GPL", name="a-b")
     assert ei.value.errno == errno.EINVAL and "program name" in (ei.value.hint or "")
+
+
+# -- attach points: tcx, cgroups, task fd query ---------------------------------------------------
+
+TCX_NEXT = 0xFFFFFFFF  # -1: continue with the next program / the stack
+
+
+def test_tcx_link_on_loopback_and_query() -> None:
+    """A pass-through tc program on lo's ingress through a tcx link (multi-attach,
+    so other users of lo are unaffected)."""
+    prog = encode([b.mov64_imm(0, -1), b.exit_insn()])
+    fd, _ = S.prog_load(ProgType.SCHED_CLS, prog, "GPL", name="tcx_pass",
+                        expected_attach_type=AttachType.TCX_INGRESS)
+    with fd:
+        before = S.prog_query(1, AttachType.TCX_INGRESS)
+        with pytest.raises(KernelError) as ei:
+            S.link_create(fd, 1, AttachType.TCX_INGRESS, expected_revision=before.revision + 100)
+        assert ei.value.errno == errno.ESTALE and ei.value.command == "BPF_LINK_CREATE"
+        with S.link_create(fd, 1, AttachType.TCX_INGRESS, expected_revision=before.revision) as link:
+            li = S.link_info(link)
+            assert li.type == 11  # BPF_LINK_TYPE_TCX
+            assert (li.tcx.ifindex, li.tcx.attach_type) == (1, AttachType.TCX_INGRESS)
+            after = S.prog_query(1, AttachType.TCX_INGRESS)
+            assert S.prog_info(fd).id in after.prog_ids
+            assert after.revision == before.revision + 1
+        assert S.prog_info(fd).id not in S.prog_query(1, AttachType.TCX_INGRESS).prog_ids
+
+
+@pytest.fixture
+def cgroup_dir() -> Iterator[int]:
+    root = Path("/sys/fs/cgroup/unified")
+    if not (root / "cgroup.procs").exists():
+        root = Path("/sys/fs/cgroup")
+    if not (root / "cgroup.procs").exists():
+        pytest.skip("kernel feature missing: cgroup v2 hierarchy")
+    path = root / f"purebpf-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield dfd
+    finally:
+        os.close(dfd)
+        path.rmdir()
+
+
+def _skb_prog(ret: int, name: str) -> S.FD:
+    fd, _ = S.prog_load(ProgType.CGROUP_SKB, encode([b.mov64_imm(0, ret), b.exit_insn()]), "GPL", name=name,
+                        expected_attach_type=AttachType.CGROUP_INET_INGRESS)
+    return fd
+
+
+def test_cgroup_prog_attach_query_detach(cgroup_dir: int) -> None:
+    with _skb_prog(1, "allow") as p:
+        S.prog_attach(p, cgroup_dir, AttachType.CGROUP_INET_INGRESS, 2)  # BPF_F_ALLOW_MULTI
+        q = S.prog_query(cgroup_dir, AttachType.CGROUP_INET_INGRESS)
+        assert q.prog_ids == [S.prog_info(p).id] and q.attach_flags == 2
+        S.prog_detach(cgroup_dir, AttachType.CGROUP_INET_INGRESS, p)
+        assert S.prog_query(cgroup_dir, AttachType.CGROUP_INET_INGRESS).prog_ids == []
+
+
+def test_cgroup_link_update_and_detach(cgroup_dir: int) -> None:
+    with _skb_prog(1, "first") as p1, _skb_prog(1, "second") as p2:
+        with S.link_create(p1, cgroup_dir, AttachType.CGROUP_INET_INGRESS) as link:
+            li = S.link_info(link)
+            assert li.type == 3 and li.prog_id == S.prog_info(p1).id  # BPF_LINK_TYPE_CGROUP
+            assert li.cgroup.attach_type == AttachType.CGROUP_INET_INGRESS
+            S.link_update(link, p2, old_prog_fd=p1)
+            assert S.link_info(link).prog_id == S.prog_info(p2).id
+            with pytest.raises(KernelError) as ei:  # p1 is no longer the program
+                S.link_update(link, p2, old_prog_fd=p1)
+            assert ei.value.errno == errno.EPERM or ei.value.errno == errno.EINVAL
+            with S.link_get_fd_by_id(li.id) as again:
+                assert S.link_info(again).id == li.id
+            assert li.id in _all_ids(S.link_get_next_id)
+            S.link_detach(link)
+            assert S.prog_query(cgroup_dir, AttachType.CGROUP_INET_INGRESS).prog_ids == []
+
+
+def test_task_fd_query_names_raw_tracepoint() -> None:
+    with _tiny_prog(prog_type=ProgType.RAW_TRACEPOINT, name="rawq") as p:
+        with S.raw_tracepoint_open("sys_exit", p) as link:
+            res = S.task_fd_query(os.getpid(), link.fileno())
+            assert res.prog_id == S.prog_info(p).id
+            assert res.fd_type == 0  # BPF_FD_TYPE_RAW_TRACEPOINT
+            assert res.name == "sys_exit"
+
+
+def test_leak_check_sees_open_bpf_fds() -> None:
+    """The autouse leak check is not vacuous: an open map fd shows up in it."""
+    before = _bpf_fds()
+    fd = S.map_create(MapType.ARRAY, 4, 4, 1)
+    try:
+        new = _bpf_fds() - before
+        assert [n for n, _ in new] == [fd.fileno()]
+        assert _fdinfo_id(fd.fileno()) == ("map", S.map_info(fd).id)
+    finally:
+        fd.close()
