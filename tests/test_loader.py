@@ -478,3 +478,17 @@ def test_rebased_line_info_matches_dwarf(name: str) -> None:
             found = lp.source_line(slot)
             assert found is not None and found.line == dwarf[key]
     assert compared > 20
+
+
+def test_no_btf_ext_means_no_func_or_line_info() -> None:
+    spec = spec_of("subprogs.bpf.o")
+    with_info = link_all(spec, fake_resolver(spec))
+    bare = dataclasses.replace(spec, btf_ext=None)
+    for name, lp in link_all(bare, fake_resolver(bare)).items():
+        assert lp.func_info == b"" and lp.line_info == b"" and lp.lines == ()
+        assert lp.func_info_cnt == 0 and lp.line_info_cnt == 0
+        assert lp.insns == with_info[name].insns and lp.source_line(0) is None
+    prog = spec.programs[0]
+    off = link_program(spec, prog, {}, fake_resolver(spec), btf_ext_info=False)
+    assert off.func_info == b"" and off.line_info == b"" and off.insns == with_info[prog.name].insns
+    assert kernel_btf_bytes(dataclasses.replace(spec, btf=None, btf_raw=b"")) == b""
