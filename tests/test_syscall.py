@@ -157,6 +157,9 @@ def test_fd_ownership() -> None:
     with pytest.raises(OSError):
         os.fstat(r)  # really closed
     with S.FD(w, "pipe") as wfd:
+        with wfd.dup() as copy:
+            assert copy.fileno() != w
+            assert os.fstat(copy.fileno()).st_ino == os.fstat(w).st_ino
         n = wfd.detach()
         assert wfd.closed and n == w
     os.fstat(w)  # detached, still open
@@ -681,12 +684,37 @@ def test_kernel_btf_is_visible_by_id() -> None:
 # -- links and perf events --------------------------------------------------------------------
 
 def _tracepoint_id(event: str) -> int:
+    from purebpf.errors import NotFoundError
+    from purebpf.syscall.perf import tracepoint_id
+
+    category, name = event.split("/")
+    try:
+        return tracepoint_id(category, name)
+    except NotFoundError:
+        pytest.skip(f"kernel feature missing: tracepoint {event} (tracefs)")
+        raise
+
+
+def test_tracepoint_id_and_pmu_type_read_sysfs() -> None:
+    from purebpf.errors import NotFoundError, NotSupportedError
+    from purebpf.syscall.perf import pmu_type, tracepoint_id
+
+    ids = []
     for base in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        p = Path(base) / "events" / event / "id"
+        p = Path(base) / "events/syscalls/sys_enter_getppid/id"
         if p.exists():
-            return int(p.read_text())
-    pytest.skip(f"kernel feature missing: tracepoint {event} (tracefs)")
-    raise AssertionError
+            ids.append(int(p.read_text()))
+    if not ids:
+        pytest.skip("kernel feature missing: tracefs with syscall tracepoints")
+    assert tracepoint_id("syscalls", "sys_enter_getppid") == ids[0]
+    with pytest.raises(NotFoundError):
+        tracepoint_id("syscalls", "no_such_event_xyz")
+    with pytest.raises(NotFoundError):
+        tracepoint_id("..", "x")
+    assert pmu_type("tracepoint") == PerfType.TRACEPOINT
+    assert pmu_type("software") == PerfType.SOFTWARE
+    with pytest.raises(NotSupportedError):
+        pmu_type("no_such_pmu")
 
 
 def test_perf_event_link_on_tracepoint_runs_program() -> None:

@@ -83,9 +83,14 @@ class FD:
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)
-        if fd is not None:
+        if fd is None:
+            return
+        self._fd = None
+        try:
             warnings.warn(f"unclosed {self.what} fd {fd}", ResourceWarning, source=self)
-            self._fd = None
+        finally:
+            # close even when the warning is turned into an error (-W error)
+            # or the interpreter is shutting down
             try:
                 os.close(fd)
             except OSError:

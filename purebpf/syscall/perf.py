@@ -25,6 +25,9 @@ __all__ = [
     "PerfSwConfig",
     "PerfSampleType",
     "perf_event_open",
+    "pmu_type",
+    "tracepoint_id",
+    "TRACEFS_ROOTS",
     "PERF_FLAG_FD_NO_GROUP",
     "PERF_FLAG_FD_OUTPUT",
     "PERF_FLAG_PID_CGROUP",
@@ -241,6 +244,44 @@ def _describe(attr: PerfEventAttr, pid: int, cpu: int, group_fd: int, flags: int
         out["group_fd"] = group_fd
     out["flags"] = flags
     return out
+
+
+#: where tracefs is found (the first that has an ``events`` directory wins)
+TRACEFS_ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+def pmu_type(name: str) -> int:
+    """``perf_event_attr.type`` of a dynamic PMU such as ``"kprobe"`` or ``"uprobe"``
+    (/sys/bus/event_source/devices/NAME/type).
+
+    Raises :class:`~purebpf.errors.NotSupportedError` when the kernel has no such PMU.
+    """
+    from purebpf.errors import NotSupportedError
+
+    try:
+        with open(f"/sys/bus/event_source/devices/{name}/type") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError) as exc:
+        raise NotSupportedError(f"perf PMU {name!r}", detail=str(exc)) from exc
+
+
+def tracepoint_id(category: str, name: str) -> int:
+    """The id of tracepoint ``category:name`` (tracefs ``events/CATEGORY/NAME/id``),
+    the ``config`` of a ``PERF_TYPE_TRACEPOINT`` event.
+
+    Raises :class:`~purebpf.errors.NotFoundError` when no mounted tracefs has it.
+    """
+    from purebpf.errors import NotFoundError
+
+    if "/" in category or "/" in name or category in ("", ".", "..") or name in ("", ".", ".."):
+        raise NotFoundError("tracepoint", f"{category}:{name}")
+    for root in TRACEFS_ROOTS:
+        try:
+            with open(f"{root}/events/{category}/{name}/id") as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+    raise NotFoundError("tracepoint", f"{category}:{name}", detail="not in tracefs (is it mounted?)")
 
 
 def perf_event_open(attr: PerfEventAttr, pid: int, cpu: int, group_fd: int = -1,

@@ -70,8 +70,10 @@ class Name(str):
 
 
 def _format_value(value: Any) -> str:
+    """Strings quoted with C-like escapes (one record is always one line)."""
     if isinstance(value, str) and not isinstance(value, Name):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        escaped = value.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+        return f'"{escaped}"'
     return str(value)
 
 
