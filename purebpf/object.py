@@ -498,6 +498,7 @@ class _Loader:
         self._vmlinux: "Optional[Btf]" = None
         self._ksyms: Any = None
         self.btf_func_info = True
+        self.snapshots: Dict[str, bytes] = {}
         #: program name -> (kernel struct BTF id, member index) for struct_ops programs
         self.struct_ops_attach: Dict[str, Tuple[int, int]] = {}
         #: struct_ops map name -> (value with data members, [(offset, program name)])
@@ -523,6 +524,11 @@ class _Loader:
         return obj
 
     def rollback(self) -> None:
+        """Undo a failed load: remove new pins, close every fd made, and give the
+        open object fresh views holding the values the user had set."""
+        for name, data in self.snapshots.items():
+            sec = self.spec.data_section(name)
+            self.obj._views[name] = _open_view(self.spec, replace(sec, data=data))
         for path in reversed(self.pins_made):
             try:
                 os.unlink(path)
@@ -771,6 +777,8 @@ class _Loader:
             view = GlobalData(replace(sec, data=data.ljust(sec.size, b"\0")[: sec.size]), self.spec.btf)
         else:
             view = self.obj._view_for_load(sec)
+            # kept so that a failed load leaves the open object as it was
+            self.snapshots[sec.name] = bytes(view.raw)
         btf_fd = self._btf_fd_int() if sec.btf_datasec_id else None
         live = view.create_map(name=name, btf_fd=btf_fd, mmapable=_section_is_mmapable(self.spec, sec))
         self.owned.append(view)
@@ -864,7 +872,7 @@ class _Loader:
                        expected_attach_type=int(eat) if eat is not None else None,
                        attach_target=op.attach_target, line_info=line_info,
                        line_info_rec_size=kw["line_info_rec_size"])
-        prog.log = vlog  # type: ignore[attr-defined]
+        prog.log = vlog
         self.programs[op.name] = prog
 
     def _retry_with_log(self, op: OpenProgram, linked: Any, ptype: Any, insns: bytes,

@@ -164,6 +164,8 @@ class Program:
         self._line_info_rec_size = line_info_rec_size
         self._pinned: List[str] = []
         self._id: Optional[int] = None
+        #: the verifier log of the load, when one was asked for (``load(log_level=...)``)
+        self.log: str = ""
 
     # -- construction from existing kernel objects --------------------------
 
