@@ -350,7 +350,7 @@ class Object:
                  btf_fd: "Optional[FD]", section_maps: Dict[str, str]) -> None:
         self.spec = spec
         self.name = name
-        self.maps = maps
+        self.maps: Dict[str, "Map"] = _MapDict(maps, section_maps)
         self.programs = programs
         self._views = views
         self._btf_fd = btf_fd
@@ -418,15 +418,21 @@ class Object:
         """
         self._check()
         os.makedirs(directory, exist_ok=True)
-        paths = []
-        for mname, m in self.maps.items():
-            path = os.path.join(directory, pin_name(mname))
-            m.pin(path)
-            paths.append(path)
-        for pname, p in self.programs.items():
-            path = os.path.join(directory, pin_name(pname))
-            p.pin(path)
-            paths.append(path)
+        paths: List[str] = []
+        things: List[Tuple[str, Any]] = [(pin_name(n), m) for n, m in self.maps.items()]
+        things += [(pin_name(n), p) for n, p in self.programs.items()]
+        try:
+            for fname, thing in things:
+                path = os.path.join(directory, fname)
+                thing.pin(path)
+                paths.append(path)
+        except BaseException:
+            for path in paths:  # all or nothing
+                try:
+                    os.unlink(path)
+                except OSError:
+                    log.debug("cannot remove pin %s", path, exc_info=True)
+            raise
         return paths
 
     def close(self) -> None:
@@ -456,6 +462,27 @@ class Object:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "loaded"
         return f"<Object {self.name!r} {state} programs={list(self.programs)} maps={list(self.maps)}>"
+
+
+class _MapDict(Dict[str, "Map"]):
+    """Maps by name; a data-section map is found by its kernel name
+    (``"globals.bss"``) and by its section name (``".bss"``) alike."""
+
+    def __init__(self, maps: Dict[str, "Map"], section_maps: Dict[str, str]) -> None:
+        super().__init__(maps)
+        self._sections = dict(section_maps)
+
+    def __missing__(self, key: str) -> "Map":
+        name = self._sections.get(key)
+        if name is not None and dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        raise NotFoundError("map", key, candidates=sorted(self))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except NotFoundError:
+            return default
 
 
 def _close_quietly(thing: Any) -> None:
