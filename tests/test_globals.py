@@ -299,3 +299,21 @@ def test_program_sees_user_writes_and_user_sees_program_writes(
     assert result.retval == 2
     assert bss["static_bss_total"] == 4242
     assert bss.get_bytes("last")[8:16] == struct.pack("=Q", 0x5EED)
+
+
+@needs_root
+@pytest.mark.kernel
+def test_close_with_a_view_still_held(spec: ObjectSpec) -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    view = GlobalData(spec.data_section(".bss"), spec.btf)
+    view.create_map(name="globals.bss")
+    held = view.raw
+    held[0:4] = b"\x01\x02\x03\x04"
+    view.close()  # must not raise although the memory is still exported
+    with pytest.raises(StateError):
+        view.raw
+    del held  # the mapping (and its descriptor) go with the last view of it
+    import gc
+
+    gc.collect()
+    assert set(os.listdir("/proc/self/fd")) == before

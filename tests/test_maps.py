@@ -607,3 +607,15 @@ def test_batch_grows_chunk_for_full_buckets() -> None:
     with Map.create(MapSpec(name="q", type=MapType.QUEUE, key_size=0, value_size=4,
                             max_entries=2)) as q:
         assert bool(q)
+
+
+def test_sk_storage_by_socket_fd(spec: ObjectSpec, btf_fd: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, \
+            make(spec, "sk_store", btf_fd) as m:
+        m[sock.fileno()] = 4096
+        assert m[sock.fileno()] == u64(4096)
+        assert sock.fileno() in m
+        del m[sock.fileno()]
+        assert m.lookup(sock.fileno()) is None
