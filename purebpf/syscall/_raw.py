@@ -116,12 +116,20 @@ def errno_hint(command: str, err: int) -> Optional[str]:
 
 
 def sys_call(number: int, *args: Any) -> Tuple[int, int]:
-    """``syscall(number, *args)`` -> (return value, errno); errno is 0 on success."""
-    ctypes.set_errno(0)
+    """``syscall(number, *args)`` -> (return value, errno); errno is 0 on success.
+
+    Arguments must already be ctypes values (the call is variadic).
+    """
     ret = int(_syscall(ctypes.c_long(number), *args))
     if ret < 0:
         return ret, ctypes.get_errno() or E.EINVAL
     return ret, 0
+
+
+# syscall(__NR_bpf, int cmd, union bpf_attr *attr, unsigned int size) with a
+# fixed prototype: plain ints go straight through, no per-call wrappers.
+_bpf_syscall = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint,
+                                use_errno=True)(("syscall", _libc))
 
 
 def bpf(cmd: int, attr: ctypes.Structure, *, extra: Optional[Dict[str, Any]] = None,
@@ -132,27 +140,30 @@ def bpf(cmd: int, attr: ctypes.Structure, *, extra: Optional[Dict[str, Any]] = N
     :class:`~purebpf.errors.KernelError` with errno, the command name and a
     hint -- or, with ``raise_on_error=False``, returns ``-errno``.  ``extra``
     adds already-decoded values (a pin path, a BTF size) to the transcript.
+    An unknown architecture has ``SYS_BPF = -1``, which the kernel answers
+    with ENOSYS.
     """
-    if SYS_BPF < 0:
-        raise KernelError(E.ENOSYS, command_name(cmd), hint=f"unknown bpf() syscall number on {_machine}")
-    size = ctypes.sizeof(attr)
     if not _trace._hooks:
-        ret, err = sys_call(SYS_BPF, ctypes.c_int(int(cmd)), ctypes.byref(attr), ctypes.c_uint(size))
+        ret = int(_bpf_syscall(SYS_BPF, int(cmd), ctypes.addressof(attr), ctypes.sizeof(attr)))
+        if ret >= 0:
+            return ret
+        err = ctypes.get_errno() or E.EINVAL
     else:
         start = time.perf_counter_ns()
-        ret, err = sys_call(SYS_BPF, ctypes.c_int(int(cmd)), ctypes.byref(attr), ctypes.c_uint(size))
+        ret = int(_bpf_syscall(SYS_BPF, int(cmd), ctypes.addressof(attr), ctypes.sizeof(attr)))
+        err = (ctypes.get_errno() or E.EINVAL) if ret < 0 else 0
         duration = time.perf_counter_ns() - start
         attrs = _trace.decode_attr(attr)
         if extra:
             attrs.update(extra)
         _trace.emit(_trace.TraceRecord(command_name(cmd), attrs, None if err else ret,
                                        err or None, duration))
-    if err:
-        if not raise_on_error:
-            return -err
-        name = command_name(cmd)
-        raise KernelError(err, name, hint=errno_hint(name, err))
-    return ret
+        if not err:
+            return ret
+    if not raise_on_error:
+        return -err
+    name = command_name(cmd)
+    raise KernelError(err, name, hint=errno_hint(name, err))
 
 
 def close_quietly(fd: int) -> None:

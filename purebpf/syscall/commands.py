@@ -104,17 +104,16 @@ __all__ = [
 BytesLike = Union[bytes, bytearray, memoryview]
 FdArg = Union[FD, int]
 
-def _buf(data: Optional[BytesLike]) -> Tuple[int, Optional[ctypes.Array[ctypes.c_char]]]:
-    """(address, keep-alive buffer) for ``data``; (0, None) for empty/None."""
-    if data is None or len(data) == 0:
+def _buf(data: Optional[BytesLike]) -> Tuple[int, Optional["ctypes.Array[ctypes.c_char]"]]:
+    """(address, keep-alive copy) for ``data``; (0, None) for empty/None."""
+    if not data:
         return 0, None
-    raw = bytes(data)
-    b = ctypes.create_string_buffer(raw, len(raw))
+    b = (ctypes.c_char * len(data)).from_buffer_copy(data)
     return ctypes.addressof(b), b
 
 
-def _out(size: int) -> ctypes.Array[ctypes.c_char]:
-    return ctypes.create_string_buffer(max(size, 1))
+def _out(size: int) -> "ctypes.Array[ctypes.c_char]":
+    return (ctypes.c_char * max(size, 1))()
 
 
 def _name16(name: str) -> bytes:
