@@ -554,3 +554,22 @@ def test_resized_map_and_verifier_log_on_success() -> None:
     with opened.load(log_level=1, log_size=1 << 20) as obj:
         assert obj.maps["sized_array"].info().max_entries == 64
         assert "processed" in obj.programs["xdp_use_maps"].log
+
+
+def test_log_buffer_grows_until_the_whole_log_fits() -> None:
+    """A 4 KiB buffer cannot hold the level-2 log of a 12,000-instruction
+    program: the load is repeated with a bigger buffer (as log_true_size
+    says) and the whole log is kept."""
+    sizes: List[int] = []
+
+    def hook(record: object) -> None:
+        if getattr(record, "command") == "BPF_PROG_LOAD" and "long_jump" in str(getattr(record, "attrs")):
+            sizes.append(int(getattr(record, "attrs").get("log_size", 0)))
+
+    from purebpf.syscall.trace import tracing
+
+    with tracing(hook), open_object(OBJ / "longjump.bpf.o").load(log_level=2, log_size=4096) as obj:
+        vlog = obj.programs["long_jump"].log
+    assert sizes[0] == 4096 and sizes[-1] > 4096 and sizes == sorted(sizes)
+    assert len(vlog) > 4096
+    assert vlog.rstrip().splitlines()[-1].startswith("processed ") or "processed " in vlog[-400:]
