@@ -1107,6 +1107,14 @@ def test_cgroup_prog_attach_query_detach(cgroup_dir: int) -> None:
         S.prog_attach(p, cgroup_dir, AttachType.CGROUP_INET_INGRESS, 2)  # BPF_F_ALLOW_MULTI
         q = S.prog_query(cgroup_dir, AttachType.CGROUP_INET_INGRESS)
         assert q.prog_ids == [S.prog_info(p).id] and q.attach_flags == 2
+        with _skb_prog(1, "allow2") as p2, _skb_prog(1, "allow3") as p3:
+            S.prog_attach(p2, cgroup_dir, AttachType.CGROUP_INET_INGRESS, 2)
+            S.prog_attach(p3, cgroup_dir, AttachType.CGROUP_INET_INGRESS, 2)
+            # a buffer too small for three ids: the query grows it
+            q3 = S.prog_query(cgroup_dir, AttachType.CGROUP_INET_INGRESS, max_progs=1)
+            assert q3.prog_ids == [S.prog_info(x).id for x in (p, p2, p3)]
+            S.prog_detach(cgroup_dir, AttachType.CGROUP_INET_INGRESS, p2)
+            S.prog_detach(cgroup_dir, AttachType.CGROUP_INET_INGRESS, p3)
         S.prog_detach(cgroup_dir, AttachType.CGROUP_INET_INGRESS, p)
         assert S.prog_query(cgroup_dir, AttachType.CGROUP_INET_INGRESS).prog_ids == []
 

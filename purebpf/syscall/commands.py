@@ -926,17 +926,28 @@ class ProgQueryResult(NamedTuple):
 
 def prog_query(target_fd: int, attach_type: Union[AttachType, int], *, query_flags: int = 0,
                max_progs: int = 64) -> ProgQueryResult:
-    """BPF_PROG_QUERY: which programs are attached to ``target_fd`` for ``attach_type``."""
-    ids = (ctypes.c_uint32 * max_progs)()
-    attr = QueryAttr()
-    attr.target_fd = target_fd
-    attr.attach_type = int(attach_type)
-    attr.query_flags = query_flags
-    attr.prog_ids = ctypes.addressof(ids)
-    attr.prog_cnt = max_progs
-    bpf(BpfCmd.PROG_QUERY, attr)
-    return ProgQueryResult(int(attr.attach_flags), list(ids[:min(attr.prog_cnt, max_progs)]),
-                           int(attr.revision))
+    """BPF_PROG_QUERY: which programs are attached to ``target_fd`` for ``attach_type``.
+
+    When more than ``max_progs`` are attached the kernel says ENOSPC and how
+    many there are; the query is repeated with a buffer that large.
+    """
+    count = max(max_progs, 1)
+    while True:
+        ids = (ctypes.c_uint32 * count)()
+        attr = QueryAttr()
+        attr.target_fd = target_fd
+        attr.attach_type = int(attach_type)
+        attr.query_flags = query_flags
+        attr.prog_ids = ctypes.addressof(ids)
+        attr.prog_cnt = count
+        ret = bpf(BpfCmd.PROG_QUERY, attr, raise_on_error=False)
+        if ret == -E.ENOSPC and attr.prog_cnt > count:
+            count = int(attr.prog_cnt)
+            continue
+        if ret < 0:
+            _raise(BpfCmd.PROG_QUERY, -ret)
+        n = min(int(attr.prog_cnt), count)
+        return ProgQueryResult(int(attr.attach_flags), list(ids[:n]), int(attr.revision))
 
 
 def enable_stats(stats_type: int = 0) -> FD:
