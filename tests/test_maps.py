@@ -619,3 +619,17 @@ def test_sk_storage_by_socket_fd(spec: ObjectSpec, btf_fd: int) -> None:
         assert sock.fileno() in m
         del m[sock.fileno()]
         assert m.lookup(sock.fileno()) is None
+
+
+def test_batch_support_follows_the_kernel(spec: ObjectSpec) -> None:
+    with make(spec, "routes") as m:  # the LPM trie: batch lookup, update, delete
+        k = struct.pack("=I4B", 16, 192, 168, 0, 0)
+        assert m.update_batch([k], [u32(1)]) == 1
+        assert m.lookup_batch() == [(k, u32(1))]
+        with pytest.raises(NotSupportedError) as exc:
+            m.lookup_and_delete_batch()
+        assert isinstance(exc.value.__cause__, KernelError)
+        assert m.delete_batch([k]) == 1
+    with make(spec, "jump_table") as m:
+        with pytest.raises(NotSupportedError):
+            m.lookup_batch()

@@ -37,7 +37,7 @@ import sys
 from typing import (TYPE_CHECKING, Any, Iterator, List, Optional, Sequence, Tuple, Union)
 
 from purebpf.errors import (KernelError, MapKeyError, NotFoundError, NotSupportedError,
-                             StateError)
+                             PurebpfError, StateError)
 from purebpf.maps import _sys
 from purebpf.maps._codec import round_up, to_bytes
 from purebpf.maps.info import MapInfo
@@ -87,18 +87,9 @@ _NO_BTF_TYPES = frozenset({MapType.PROG_ARRAY, MapType.PERF_EVENT_ARRAY, MapType
 
 _MAP_IN_MAP = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
 
-#: Map types without BPF_MAP_*_BATCH support in the kernel (``map_ops`` lack
-#: ``map_lookup_batch``); the generic batch ops exist for hash and array kinds.
-_BATCH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
-                          MapType.LRU_PERCPU_HASH, MapType.ARRAY, MapType.PERCPU_ARRAY,
-                          MapType.HASH_OF_MAPS, MapType.ARRAY_OF_MAPS, MapType.LPM_TRIE})
-_BATCH_LOOKUP_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
-                                 MapType.LRU_PERCPU_HASH, MapType.ARRAY,
-                                 MapType.PERCPU_ARRAY, MapType.HASH_OF_MAPS,
-                                 MapType.ARRAY_OF_MAPS})
-_BATCH_DELETE_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
-                                 MapType.LRU_PERCPU_HASH, MapType.HASH_OF_MAPS,
-                                 MapType.LPM_TRIE})
+#: errno values with which the kernel says "this map type has no such operation"
+#: (EOPNOTSUPP, and the kernel-internal ENOTSUPP 524 that reaches user space).
+_UNSUPPORTED_ERRNOS = frozenset({errno.EOPNOTSUPP, 524})
 
 Value = Union[bytes, List[bytes]]
 
@@ -528,9 +519,13 @@ class Map:
 
     # -- batch operations ----------------------------------------------------
 
-    def _check_batch(self, supported: "frozenset[MapType]", what: str) -> None:
-        if self.type not in supported:
-            raise NotSupportedError(f"{what} on a {self._tname} map")
+    def _unsupported(self, exc: KernelError, what: str) -> PurebpfError:
+        """NotSupportedError for ENOTSUPP/EOPNOTSUPP (the kernel decides which
+        map types have batch operations; it varies with the version)."""
+        if exc.errno in _UNSUPPORTED_ERRNOS:
+            return NotSupportedError(f"{what} on a {self._tname} map",
+                                     detail=f"the kernel refused it ({exc})")
+        return exc
 
     def _batch_walk(self, delete: bool, count: int) -> List[Tuple[bytes, Value]]:
         """Walk the whole map in chunks.  A hash bucket is returned whole, so
@@ -546,39 +541,64 @@ class Map:
                 if exc.errno == errno.ENOSPC and count < max(self.max_entries, 1) * 2:
                     count *= 2
                     continue
-                raise
+                err = self._unsupported(exc, "lookup_and_delete_batch" if delete
+                                        else "lookup_batch")
+                if err is exc:
+                    raise
+                raise err from exc
             out.extend((k, self._split(v)) for k, v in zip(keys, vals))
             if nxt is None:
                 return out
             token = nxt
 
+    def _keyed(self, what: str) -> None:
+        if self.type in KEYLESS_TYPES:
+            raise NotSupportedError(f"{what} on a {self._tname} map", detail="it has no keys")
+
     def lookup_batch(self, count: int = 64) -> List[Tuple[bytes, Value]]:
-        """All ``(key, value)`` pairs by BPF_MAP_LOOKUP_BATCH, ``count`` per call."""
-        self._check_batch(_BATCH_LOOKUP_TYPES, "lookup_batch")
+        """All ``(key, value)`` pairs by BPF_MAP_LOOKUP_BATCH, ``count`` per call.
+
+        NotSupportedError when the kernel has no batch lookup for the map type.
+        """
+        self._keyed("lookup_batch")
         return self._batch_walk(False, max(1, count))
 
     def lookup_and_delete_batch(self, count: int = 64) -> List[Tuple[bytes, Value]]:
-        """All pairs, removing them (BPF_MAP_LOOKUP_AND_DELETE_BATCH; hash kinds only)."""
-        self._check_batch(_BATCH_DELETE_TYPES - {MapType.LPM_TRIE}, "lookup_and_delete_batch")
+        """All pairs, removing them (BPF_MAP_LOOKUP_AND_DELETE_BATCH; hash kinds)."""
+        self._keyed("lookup_and_delete_batch")
         return self._batch_walk(True, max(1, count))
 
     def update_batch(self, keys: Sequence[Any], values: Sequence[Any],
                      flags: int = MapUpdateFlags.ANY) -> int:
         """BPF_MAP_UPDATE_BATCH; returns the number of elements written."""
-        self._check_batch(_BATCH_TYPES, "update_batch")
+        self._keyed("update_batch")
         if len(keys) != len(values):
             raise ValueError(f"update_batch: {len(keys)} keys but {len(values)} values")
         if not keys:
             return 0
-        return _sys.update_batch(self.fd, [self._key(k) for k in keys],
-                                 [self._value(v) for v in values], int(flags))
+        ks = [self._key(k) for k in keys]
+        vs = [self._value(v) for v in values]
+        try:
+            return _sys.update_batch(self.fd, ks, vs, int(flags))
+        except KernelError as exc:
+            err = self._unsupported(exc, "update_batch")
+            if err is exc:
+                raise
+            raise err from exc
 
     def delete_batch(self, keys: Sequence[Any]) -> int:
         """BPF_MAP_DELETE_BATCH; returns the number of elements deleted."""
-        self._check_batch(_BATCH_DELETE_TYPES, "delete_batch")
+        self._keyed("delete_batch")
         if not keys:
             return 0
-        return _sys.delete_batch(self.fd, [self._key(k) for k in keys])
+        ks = [self._key(k) for k in keys]
+        try:
+            return _sys.delete_batch(self.fd, ks)
+        except KernelError as exc:
+            err = self._unsupported(exc, "delete_batch")
+            if err is exc:
+                raise
+            raise err from exc
 
     # -- map-in-map ----------------------------------------------------------
 
