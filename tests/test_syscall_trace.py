@@ -49,3 +49,20 @@ def test_anonymous_unions_decode_their_first_member() -> None:
     a.attach_type = 46
     d = decode_attr(a)
     assert d["prog_fd"] == 5 and d["target_fd"] == 7 and d["attach_type"] == "TCX_INGRESS"
+
+
+def test_kernel_version_rules_follow_libbpf() -> None:
+    from purebpf.syscall.features import kernel_version_from
+
+    # Ubuntu: /proc/version_signature wins over uname -r
+    assert kernel_version_from("5.4.0-12-generic", "#13-Ubuntu SMP", "Ubuntu 5.4.0-12.15-generic 5.4.8\n") == \
+        (5 << 16) + (4 << 8) + 8
+    # Debian: "Debian A.B.C" in uname -v
+    assert kernel_version_from("4.19.0-22-amd64", "#1 SMP Debian 4.19.260-1 (2022-09-29)") == \
+        (4 << 16) + (19 << 8) + 255  # patch level clamped to 255
+    # plain kernels: uname -r
+    assert kernel_version_from("6.18.44-fc-v782", "#1 SMP PREEMPT_DYNAMIC @0") == (6 << 16) + (18 << 8) + 44
+    # fewer than three numbers: 0, as libbpf
+    assert kernel_version_from("6.18-rc1", "#1") == 0
+    # a malformed signature falls back to uname
+    assert kernel_version_from("6.1.2", "#1", "garbage") == (6 << 16) + (1 << 8) + 2

@@ -49,6 +49,7 @@ __all__ = [
     "has_mmapable_maps",
     "kernel_version",
     "kernel_version_code",
+    "kernel_version_from",
     "possible_cpus",
     "num_possible_cpus",
     "parse_cpu_list",
@@ -440,43 +441,51 @@ def _vmlinux_btf_fd() -> Optional[FD]:
 
 # -- versions and CPUs ---------------------------------------------------------------
 
-def _kernel_version_tuple() -> Tuple[int, int, int]:
-    """(major, minor, patch) as libbpf's ``get_kernel_version`` finds them.
+def kernel_version_from(release: str, version: str, signature: Optional[str] = None) -> int:
+    """``LINUX_VERSION_CODE`` from ``uname -r`` (``release``), ``uname -v``
+    (``version``) and /proc/version_signature (``signature``), as libbpf's
+    ``get_kernel_version`` computes it:
 
-    Ubuntu kernels report the upstream version in /proc/version_signature
-    ("Ubuntu 5.4.0-12.15-generic 5.4.8"); Debian kernels report it in the
-    version string (``uname -v``: "... Debian 4.19.98-1 ...") while
-    ``uname -r`` says "4.19.0-8-amd64".  Otherwise ``uname -r``'s first
-    three numbers.  (0, 0, 0) when nothing parses.
+    1. Ubuntu: the third word of /proc/version_signature
+       ("Ubuntu 5.4.0-12.15-generic 5.4.8" -> 5.4.8), because ``uname -r``
+       says 5.4.0;
+    2. Debian: "Debian A.B.C" inside ``uname -v``
+       ("#1 SMP Debian 4.19.260-1 (2022-09-29)" -> 4.19.260), because
+       ``uname -r`` says 4.19.0-22-amd64;
+    3. otherwise the first three numbers of ``uname -r``; 0 when there are not three.
+
+    ``KERNEL_VERSION(a, b, c)`` = ``(a << 16) + (b << 8) + min(c, 255)``.
     """
-    try:
-        with open("/proc/version_signature") as f:
-            parts = f.read().split()
+    def code(m: "Optional[re.Match[str]]") -> Optional[int]:
+        if m is None:
+            return None
+        a, b_, c = (int(x) for x in m.groups())
+        return (a << 16) + (b_ << 8) + min(c, 255)
+
+    if signature is not None:
+        parts = signature.split()
         if len(parts) >= 3:
-            m = re.match(r"(\d+)\.(\d+)\.(\d+)", parts[2])
-            if m:
-                return int(m.group(1)), int(m.group(2)), int(m.group(3))
-    except OSError:
-        pass
-    uts = os.uname()
-    m = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", uts.version)
-    if m:
-        return int(m.group(1)), int(m.group(2)), int(m.group(3))
-    m = re.match(r"(\d+)\.(\d+)\.(\d+)", uts.release)
-    if m:
-        return int(m.group(1)), int(m.group(2)), int(m.group(3))
-    m = re.match(r"(\d+)\.(\d+)", uts.release)
-    if m:
-        return int(m.group(1)), int(m.group(2)), 0
-    return 0, 0, 0
+            found = code(re.match(r"(\d+)\.(\d+)\.(\d+)", parts[2]))
+            if found is not None:
+                return found
+    at = version.find("Debian ")
+    if at >= 0:
+        found = code(re.match(r"Debian (\d+)\.(\d+)\.(\d+)", version[at:]))
+        if found is not None:
+            return found
+    return code(re.match(r"(\d+)\.(\d+)\.(\d+)", release)) or 0
 
 
 @functools.lru_cache(maxsize=None)
 def kernel_version() -> int:
-    """``LINUX_VERSION_CODE`` of the running kernel: ``KERNEL_VERSION(a, b, c)`` =
-    ``(a << 16) + (b << 8) + min(c, 255)``."""
-    major, minor, patch = _kernel_version_tuple()
-    return (major << 16) + (minor << 8) + min(patch, 255)
+    """``LINUX_VERSION_CODE`` of the running kernel (see :func:`kernel_version_from`)."""
+    try:
+        with open("/proc/version_signature") as f:
+            signature: Optional[str] = f.read()
+    except OSError:
+        signature = None
+    uts = os.uname()
+    return kernel_version_from(uts.release, uts.version, signature)
 
 
 def kernel_version_code() -> int:
