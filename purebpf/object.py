@@ -29,22 +29,46 @@ import logging
 import os
 import re
 from dataclasses import replace
-from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple, Union)
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
-from purebpf.errors import (BtfLoadError, KernelError, NotFoundError, NotSupportedError, PurebpfError,
-                            StateError, VerifierError)
+from purebpf.errors import (
+    BtfLoadError,
+    KernelError,
+    NotFoundError,
+    NotSupportedError,
+    PurebpfError,
+    StateError,
+    VerifierError,
+)
 from purebpf.program import Program
-from purebpf.uapi import AttachType, MapFlags, MapType, PinType, ProgFlags, ProgType
+from purebpf.uapi import AttachType, MapType, PinType, ProgFlags, ProgType
 
 if TYPE_CHECKING:  # pragma: no cover
     from purebpf.btf import Btf
+    from purebpf.loader.linker import KfuncTarget, KsymTarget
     from purebpf.maps import GlobalData, Map
-    from purebpf.loader.linker import KfuncTarget, KsymTarget, LinkedProgram
-    from purebpf.spec import DataSectionSpec, ExternSpec, MapSpec, ObjectSpec, ProgramSpec
+    from purebpf.spec import (
+        DataSectionSpec,
+        ExternSpec,
+        MapSpec,
+        ObjectSpec,
+        ProgramSpec,
+    )
     from purebpf.syscall import FD
 
-__all__ = ["open_object", "OpenObject", "OpenProgram", "OpenMap", "Object", "LoadOptions"]
+__all__ = ["open_object", "OpenObject", "OpenProgram", "OpenMap", "Object", "Globals", "object_name",
+           "pin_name", "verifier_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +78,6 @@ OBJ_NAME_LEN = 16
 LOG_BUF_START = 64 * 1024
 LOG_BUF_MAX = 16 * 1024 * 1024
 
-LoadOptions = Dict[str, Any]
 
 
 # ---------------------------------------------------------------------------
@@ -66,27 +89,6 @@ def object_name(path: str) -> str:
     at most 15 characters (``"globals.bpf.o"`` -> ``"globals"``)."""
     base = os.path.basename(path)[: OBJ_NAME_LEN - 1]
     return base.split(".", 1)[0]
-
-
-def _sanitise_map_name(name: str) -> str:
-    return "".join(c if (c.isascii() and c.isalnum()) or c in "_." else "_" for c in name)
-
-
-def internal_map_name(obj_name: str, section: str) -> str:
-    """The kernel name libbpf gives the map of a data section.
-
-    ``.data``/``.rodata``/``.bss``/``.kconfig`` get the object name as a
-    prefix (``"globals.rodata"``); custom sections (a second dot, as in
-    ``.data.counters``) keep their own name.  At most 15 characters, with
-    characters the kernel refuses replaced by ``_``.
-    """
-    sfx_len = max(7, len(section))
-    if "." in section[1:]:
-        pfx_len = 0
-    else:
-        pfx_len = min(OBJ_NAME_LEN - sfx_len - 1, len(obj_name))
-    name = (obj_name[:max(pfx_len, 0)] + section[:sfx_len])[: OBJ_NAME_LEN - 1]
-    return _sanitise_map_name(name)
 
 
 def pin_name(name: str) -> str:
@@ -1067,14 +1069,6 @@ def _insn_bytes(linked: Any) -> bytes:
     return bytes(encode(list(insns)))
 
 
-def _log_of(exc: BaseException) -> str:
-    for attr in ("log", "verifier_log"):
-        value = getattr(exc, attr, None)
-        if value:
-            return str(value)
-    return ""
-
-
 def _last_line(text: str) -> Optional[str]:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else None
@@ -1140,17 +1134,3 @@ def source_line_for_slot(linked: Any, slot: int) -> Optional[str]:
     if line is None or not line.text:
         return None
     return f"{line.text.strip()} @ {os.path.basename(line.file_name)}:{line.line}"
-
-
-def iter_kernel_ids(kind: str) -> Iterator[int]:
-    """All ids of loaded programs (``kind="prog"``) or maps (``"map"``) (root only)."""
-    from purebpf.syscall import commands
-
-    nxt = getattr(commands, f"{kind}_get_next_id")
-    cur = 0
-    while True:
-        n = nxt(cur)
-        if not n:
-            return
-        yield int(n)
-        cur = int(n)

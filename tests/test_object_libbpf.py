@@ -18,14 +18,12 @@ import ctypes
 import os
 import struct
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Set, Tuple
 
 import pytest
 
-from purebpf.errors import KernelError
 from purebpf.object import open_object as pb_open
 from purebpf.program import prog_info
-from purebpf.spec import ObjectSpec
 
 pytestmark = pytest.mark.kernel
 

@@ -24,7 +24,12 @@ from typing import Dict, Iterator, List, Set
 
 import pytest
 
-from purebpf.errors import KernelError, NotFoundError, NotSupportedError, StateError, VerifierError
+from purebpf.errors import (
+    KernelError,
+    NotFoundError,
+    StateError,
+    VerifierError,
+)
 from purebpf.object import OpenObject, open_object
 from purebpf.spec import ObjectSpec
 
