@@ -5,6 +5,7 @@
   freeze, pin.
 * :class:`GlobalData` -- the variables of a ``.data``/``.rodata``/``.bss``
   section by name, edited before load and shared through mmap after.
+* :class:`RingBuffer` -- a reader of ``BPF_MAP_TYPE_RINGBUF`` records.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from purebpf.maps.globals import (GlobalData, data_section_is_mmapable, data_sec
                                   internal_map_name, libbpf_object_name, open_views)
 from purebpf.maps.info import MapInfo
 from purebpf.maps.map import Map, adjust_ringbuf_size, kernel_map_name
+from purebpf.maps.ringbuf import RingBuffer
 
 __all__ = [
     "Map",
     "MapInfo",
     "GlobalData",
+    "RingBuffer",
     "internal_map_name",
     "libbpf_object_name",
     "data_section_map_spec",
