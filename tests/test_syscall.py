@@ -935,8 +935,6 @@ def test_prog_type_probes_agree_with_bpftool(bpftool_features: Dict[str, Any]) -
         key = f"have_{pt.name.lower()}_prog_type"
         if pt == ProgType.UNSPEC or key not in known:
             continue
-        if pt in (ProgType.TRACING, ProgType.LSM, ProgType.EXT, ProgType.STRUCT_OPS):
-            continue  # bpftool 7.1 probes these with an attach target lockdown refuses
         assert F.has_prog_type(pt) == known[key], pt.name
         compared += 1
     assert compared >= 25
@@ -953,6 +951,67 @@ def test_helper_probes_agree_with_bpftool(bpftool_features: Dict[str, Any]) -> N
         for name in ("bpf_map_lookup_elem", "bpf_xdp_adjust_head", "bpf_probe_read_kernel",
                      "bpf_skb_load_bytes", "bpf_get_current_pid_tgid", "bpf_ringbuf_output"):
             assert F.has_helper(pt, helper_id(name)) == (name in listed), (pt.name, name)
+
+
+@pytest.fixture(scope="module")
+def libbpf() -> ctypes.CDLL:
+    lib = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1")
+    for fn in ("libbpf_probe_bpf_prog_type", "libbpf_probe_bpf_map_type", "libbpf_probe_bpf_helper",
+               "libbpf_num_possible_cpus"):
+        getattr(lib, fn).restype = ctypes.c_int
+    return lib
+
+
+EOPNOTSUPP_LIBBPF = -errno.EOPNOTSUPP  # libbpf 1.1 does not know the type at all
+
+
+def test_map_and_prog_type_probes_agree_with_libbpf(libbpf: ctypes.CDLL) -> None:
+    compared = 0
+    for mt in MapType:
+        if mt.name != MapType(mt).name:
+            continue
+        r = libbpf.libbpf_probe_bpf_map_type(int(mt), None)
+        if r == EOPNOTSUPP_LIBBPF:
+            continue
+        assert F.has_map_type(mt) == (r == 1), mt.name
+        compared += 1
+    for pt in ProgType:
+        r = libbpf.libbpf_probe_bpf_prog_type(int(pt), None)
+        if r == EOPNOTSUPP_LIBBPF:
+            continue
+        assert F.has_prog_type(pt) == (r == 1), pt.name
+        compared += 1
+    assert compared >= 60
+
+
+def test_helper_probes_agree_with_libbpf(libbpf: ctypes.CDLL) -> None:
+    """Every helper id of the 6.18 uapi for six program types."""
+    from purebpf.insn import HELPER_NAMES
+
+    ids = sorted(HELPER_NAMES)
+    assert len(ids) > 200
+    for pt in (ProgType.SOCKET_FILTER, ProgType.XDP, ProgType.KPROBE, ProgType.TRACEPOINT,
+               ProgType.SCHED_CLS, ProgType.CGROUP_SKB):
+        for hid in ids:
+            if hid == 0:
+                continue
+            assert F.has_helper(pt, hid) == (libbpf.libbpf_probe_bpf_helper(int(pt), hid, None) == 1), \
+                (pt.name, HELPER_NAMES[hid])
+
+
+def test_libbpf_style_feature_probes(libbpf: ctypes.CDLL) -> None:
+    helper = libbpf.libbpf_probe_bpf_helper
+    assert F.has_bpf_cookie() == (helper(int(ProgType.TRACEPOINT), 174, None) == 1)
+    assert F.has_probe_read_kernel() == (helper(int(ProgType.TRACEPOINT), 113, None) == 1)
+    assert F.has_memcg_account() == (helper(int(ProgType.SOCKET_FILTER), 160, None) == 1)
+    assert F.has_btf() and F.has_prog_bind_map() and F.has_exp_attach_type() and F.has_perf_link()
+    kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe/type") or any(
+        os.path.exists(f"{r}/kprobe_events") for r in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))
+    if not kprobes:
+        assert F.has_syscall_wrapper() is False  # libbpf needs a kprobe to tell, and so do we
+    else:
+        wrapped = f"__{F.syscall_prefix()}_sys_bpf" in Path("/proc/kallsyms").read_text()
+        assert F.has_syscall_wrapper() == wrapped
 
 
 def test_btf_kind_and_other_probes() -> None:
@@ -977,11 +1036,8 @@ def test_probes_are_cached() -> None:
     assert first > 0 and len(records) == first
 
 
-def test_possible_cpus_match_libbpf() -> None:
-    path = ctypes.util.find_library("bpf") or "libbpf.so.1"
-    lib = ctypes.CDLL(path)
-    lib.libbpf_num_possible_cpus.restype = ctypes.c_int
-    assert F.num_possible_cpus() == lib.libbpf_num_possible_cpus()
+def test_possible_cpus_match_libbpf(libbpf: ctypes.CDLL) -> None:
+    assert F.num_possible_cpus() == libbpf.libbpf_num_possible_cpus()
     assert F.possible_cpus() == F.parse_cpu_list(Path("/sys/devices/system/cpu/possible").read_text())
 
 

@@ -47,6 +47,15 @@ __all__ = [
     "has_prog_type",
     "has_helper",
     "has_mmapable_maps",
+    "has_btf",
+    "has_prog_bind_map",
+    "has_exp_attach_type",
+    "has_probe_read_kernel",
+    "has_bpf_cookie",
+    "has_perf_link",
+    "has_memcg_account",
+    "has_syscall_wrapper",
+    "syscall_prefix",
     "kernel_version",
     "kernel_version_code",
     "kernel_version_from",
@@ -296,6 +305,167 @@ def has_bpf_to_bpf_with_tail_calls() -> bool:
     return refused is None
 
 
+@functools.lru_cache(maxsize=None)
+def has_btf() -> bool:
+    """BPF_BTF_LOAD at all (Linux 4.18): a one-INT blob."""
+    return _try_btf(_int(1), b"\0int\0")
+
+
+@functools.lru_cache(maxsize=None)
+def has_prog_bind_map() -> bool:
+    """BPF_PROG_BIND_MAP (Linux 5.10), which libbpf uses to keep .rodata alive."""
+    try:
+        m = _with_map(MapType.ARRAY, 4, 4, 1)
+    except KernelError as err:
+        if err.errno == E.EPERM:
+            raise
+        return False
+    with m:
+        try:
+            p, _ = C.prog_load(ProgType.SOCKET_FILTER, encode(list(_TRIVIAL)), "GPL")
+        except KernelError:
+            return False
+        with p:
+            try:
+                C.prog_bind_map(p, m)
+            except KernelError:
+                return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def has_exp_attach_type() -> bool:
+    """``expected_attach_type`` accepted at load time (Linux 4.17; libbpf's
+    ``probe_kern_exp_attach_type``: a CGROUP_SOCK program for INET_SOCK_CREATE)."""
+    err, _ = _load(ProgType.CGROUP_SOCK, _TRIVIAL, expected_attach_type=AttachType.CGROUP_INET_SOCK_CREATE)
+    return err is None
+
+
+_PROBE_READ_KERNEL = 113
+_GET_ATTACH_COOKIE = 174
+_KTIME_GET_COARSE_NS = 160
+
+
+@functools.lru_cache(maxsize=None)
+def has_probe_read_kernel() -> bool:
+    """``bpf_probe_read_kernel`` (Linux 5.5) from a tracepoint program."""
+    prog = [b.mov64_reg(1, 10), b.alu64_imm(0x00, 1, -8), b.mov64_imm(2, 8), b.mov64_imm(3, 0),
+            b.call_helper(_PROBE_READ_KERNEL), b.exit_insn()]
+    err, _ = _load(ProgType.TRACEPOINT, prog)
+    return err is None
+
+
+@functools.lru_cache(maxsize=None)
+def has_bpf_cookie() -> bool:
+    """``bpf_get_attach_cookie`` (Linux 5.15): libbpf's ``LINUX_HAS_BPF_COOKIE``."""
+    err, _ = _load(ProgType.TRACEPOINT, [b.call_helper(_GET_ATTACH_COOKIE), b.exit_insn()])
+    return err is None
+
+
+@functools.lru_cache(maxsize=None)
+def has_memcg_account() -> bool:
+    """BPF memory charged to memory cgroups instead of RLIMIT_MEMLOCK (Linux 5.11).
+
+    As libbpf: the helper ``bpf_ktime_get_coarse_ns`` arrived in the same
+    release, so a socket filter calling it loads exactly on those kernels.
+    Without it, callers should raise RLIMIT_MEMLOCK before creating maps.
+    """
+    err, _ = _load(ProgType.SOCKET_FILTER, [b.call_helper(_KTIME_GET_COARSE_NS), b.exit_insn()])
+    return err is None
+
+
+@functools.lru_cache(maxsize=None)
+def has_perf_link() -> bool:
+    """BPF_LINK_CREATE for perf events (Linux 5.15).
+
+    As libbpf's ``probe_perf_link``: link a tracepoint program to fd -1; a
+    kernel that knows perf links answers EBADF, an older one EINVAL.
+    """
+    try:
+        p, _ = C.prog_load(ProgType.TRACEPOINT, encode(list(_TRIVIAL)), "GPL")
+    except KernelError as err:
+        if err.errno == E.EPERM:
+            raise
+        return False
+    with p:
+        try:
+            link = C.link_create(p, 0xFFFFFFFF, AttachType.PERF_EVENT)
+        except KernelError as err:
+            return err.errno == E.EBADF
+        link.close()
+        return True
+
+
+#: the arch prefix of syscall entry points when the kernel wraps syscalls
+#: (libbpf's ``arch_specific_syscall_pfx``)
+_SYSCALL_PREFIX = {
+    "x86_64": "x64", "i386": "ia32", "i686": "ia32", "s390x": "s390x", "s390": "s390",
+    "armv7l": "arm", "aarch64": "arm64", "arm64": "arm64", "mips64": "mips", "riscv64": "riscv",
+    "ppc64": "powerpc", "ppc64le": "powerpc", "loongarch64": "loongarch",
+}
+
+
+def syscall_prefix() -> Optional[str]:
+    """``"x64"`` on x86-64 (``__x64_sys_bpf``), ``"arm64"``...; None where unknown."""
+    return _SYSCALL_PREFIX.get(os.uname().machine)
+
+
+@functools.lru_cache(maxsize=None)
+def has_syscall_wrapper() -> bool:
+    """Syscalls entered through ``__<arch>_sys_*`` wrappers (libbpf's
+    ``LINUX_HAS_SYSCALL_WRAPPER``), decided as libbpf does: can a kprobe be
+    created on ``__<arch>_sys_bpf``?  With the ``kprobe`` PMU a perf event is
+    opened; without it a legacy tracefs kprobe is added and removed again.
+    A kernel without kprobes therefore says False, like libbpf.
+    """
+    from purebpf.syscall import perf as P
+
+    pfx = syscall_prefix()
+    if pfx is None:
+        return False
+    symbol = f"__{pfx}_sys_bpf"
+    try:
+        ptype = P.pmu_type("kprobe")
+    except Exception:
+        return _legacy_kprobe_works(symbol)
+    import ctypes
+
+    name = ctypes.create_string_buffer(symbol.encode())
+    attr = P.PerfEventAttr()
+    attr.type = ptype
+    attr.config1 = ctypes.addressof(name)
+    attr.config2 = 0
+    try:
+        fd = P.perf_event_open(attr, os.getpid(), -1)
+    except KernelError:
+        return False
+    fd.close()
+    return True
+
+
+def _legacy_kprobe_works(symbol: str) -> bool:
+    """Add and remove ``p:purebpf_<pid>_probe <symbol>`` in tracefs kprobe_events."""
+    from purebpf.syscall.perf import TRACEFS_ROOTS
+
+    event = f"purebpf_{os.getpid()}_{symbol}"
+    for root in TRACEFS_ROOTS:
+        path = f"{root}/kprobe_events"
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path, "a") as f:
+                f.write(f"p:kprobes/{event} {symbol}\n")
+        except OSError:
+            return False
+        try:
+            with open(path, "a") as f:
+                f.write(f"-:kprobes/{event}\n")
+        except OSError:
+            pass
+        return True
+    return False
+
+
 # program-type specific attributes a minimal load needs (libbpf's probe_prog_load)
 _PROG_TYPE_ATTRS: Dict[ProgType, Dict[str, object]] = {
     ProgType.CGROUP_SOCK_ADDR: {"expected_attach_type": AttachType.CGROUP_INET4_CONNECT},
@@ -320,19 +490,22 @@ def _prog_type_attrs(prog_type: ProgType) -> Dict[str, object]:
 
 @functools.lru_cache(maxsize=None)
 def has_prog_type(prog_type: Union[ProgType, int]) -> bool:
-    """Does the kernel know program type ``prog_type``?
+    """Can programs of type ``prog_type`` be loaded here?
 
     A trivial program (``r0 = 0; exit``) is loaded with the attributes the
     type needs.  An unknown (or compiled-out) type is refused with EINVAL
-    before the verifier says anything; any other outcome -- success, a
-    verifier complaint about the dummy attach target, EPERM under lockdown
-    for tracing types -- means the type exists.
+    before the verifier says anything; a verifier complaint about the dummy
+    attach target (struct_ops) still means the type exists.  EPERM -- for
+    tracing/LSM/freplace types under kernel lockdown -- counts as absent,
+    as in libbpf's ``libbpf_probe_bpf_prog_type``.
     """
     pt = ProgType(prog_type) if int(prog_type) in ProgType._value2member_map_ else prog_type
     kw = _prog_type_attrs(pt) if isinstance(pt, ProgType) else {}
     err, log = _load(pt, _TRIVIAL, log=True, **kw)  # type: ignore[arg-type]
     if err is None:
         return True
+    if err == E.EPERM:
+        return False  # known but refused here (lockdown), as libbpf answers
     return not (err in (E.EINVAL, E.EOPNOTSUPP) and not log.strip())
 
 
@@ -534,6 +707,8 @@ def num_possible_cpus() -> int:
 def clear_cache() -> None:
     """Forget every cached probe answer (tests; a changed environment)."""
     for fn in (probe_btf_kind, has_btf_func_global, has_prog_name, has_global_data, has_mmapable_maps,
+               has_btf, has_prog_bind_map, has_exp_attach_type, has_probe_read_kernel, has_bpf_cookie,
+               has_memcg_account, has_perf_link, has_syscall_wrapper,
                has_bpf_to_bpf_with_tail_calls, has_prog_type, has_helper, has_map_type, kernel_version,
                _possible):
         fn.cache_clear()
