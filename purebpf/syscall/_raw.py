@@ -164,11 +164,3 @@ def bpf(cmd: int, attr: ctypes.Structure, *, extra: Optional[Dict[str, Any]] = N
         return -err
     name = command_name(cmd)
     raise KernelError(err, name, hint=errno_hint(name, err))
-
-
-def close_quietly(fd: int) -> None:
-    """Close a raw descriptor, ignoring errors (cleanup paths)."""
-    try:
-        os.close(fd)
-    except OSError:
-        pass

@@ -26,7 +26,16 @@ from __future__ import annotations
 import ctypes
 from typing import ClassVar, Dict, FrozenSet, Tuple, Type
 
-from purebpf.uapi import AttachFlags, AttachType, MapFlags, MapType, MapUpdateFlags, ProgFlags, ProgType, StatsType
+from purebpf.uapi import (
+    AttachFlags,
+    AttachType,
+    MapFlags,
+    MapType,
+    MapUpdateFlags,
+    ProgFlags,
+    ProgType,
+    StatsType,
+)
 
 __all__ = [
     "AttrBase",

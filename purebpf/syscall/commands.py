@@ -721,7 +721,7 @@ class TestRunResult(NamedTuple):
     ctx_out: bytes
 
 
-setattr(TestRunResult, "__test__", False)  # a result type, not a pytest test class
+TestRunResult.__test__ = False  # type: ignore[attr-defined]  # a result type, not a pytest test class
 
 
 def prog_test_run(fd: FdArg, *, data_in: BytesLike = b"", data_size_out: int = 0, ctx_in: BytesLike = b"",

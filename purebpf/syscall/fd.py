@@ -87,7 +87,7 @@ class FD:
             return
         self._fd = None
         try:
-            warnings.warn(f"unclosed {self.what} fd {fd}", ResourceWarning, source=self)
+            warnings.warn(f"unclosed {self.what} fd {fd}", ResourceWarning, stacklevel=2, source=self)
         finally:
             # close even when the warning is turned into an error (-W error)
             # or the interpreter is shutting down

@@ -424,9 +424,11 @@ def has_syscall_wrapper() -> bool:
     if pfx is None:
         return False
     symbol = f"__{pfx}_sys_bpf"
+    from purebpf.errors import NotSupportedError
+
     try:
         ptype = P.pmu_type("kprobe")
-    except Exception:
+    except NotSupportedError:
         return _legacy_kprobe_works(symbol)
     import ctypes
 
@@ -523,10 +525,8 @@ def has_helper(prog_type: Union[ProgType, int], helper_id: int) -> bool:
         return True
     if "invalid func " in log or "unknown func " in log:
         return False
-    if not log.strip():
-        # no verifier output at all: the program type itself was refused
-        return False
-    return True
+    # no verifier output at all: the program type itself was refused
+    return bool(log.strip())
 
 
 @functools.lru_cache(maxsize=None)
@@ -669,8 +669,8 @@ def kernel_version_code() -> int:
 def parse_cpu_list(text: str) -> List[int]:
     """Parse the kernel's CPU list format (``"0-3,5,7-8"``) into sorted CPU numbers."""
     cpus: List[int] = []
-    for part in text.strip().split(","):
-        part = part.strip()
+    for raw in text.strip().split(","):
+        part = raw.strip()
         if not part:
             continue
         if "-" in part:

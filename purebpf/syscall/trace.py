@@ -163,7 +163,7 @@ def _decode_into(obj: Any, out: Dict[str, Any]) -> None:
     renames = getattr(cls, "_renames_", {})
     anonymous = getattr(cls, "_anonymous_", ())
     for spec in cls._fields_:
-        name, ctype = spec[0], spec[1]
+        name = spec[0]
         if name.startswith("_") and name not in anonymous:
             continue
         if name in anonymous:
