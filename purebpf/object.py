@@ -528,6 +528,8 @@ class _Loader:
         self._ksyms: Any = None
         self.btf_func_info = True
         self.snapshots: Dict[str, bytes] = {}
+        #: CO-RE explanations per function, to explain poisoned instructions
+        self.core_explanations: Dict[str, Tuple[Any, ...]] = {}
         #: program name -> (kernel struct BTF id, member index) for struct_ops programs
         self.struct_ops_attach: Dict[str, Tuple[int, int]] = {}
         #: struct_ops map name -> (value with data members, [(offset, program name)])
@@ -626,6 +628,7 @@ class _Loader:
         if needs:
             target = load_target_btf(self.obj.target_btf)
         result = relocate_object(self.spec, target, programs=names).check()
+        self.core_explanations = {name: tuple(rp.explanations) for name, rp in result.programs.items()}
         return {name: tuple(rp.instructions) for name, rp in result.programs.items()}
 
     # -- 3. BTF ----------------------------------------------------------------------------
@@ -924,7 +927,7 @@ class _Loader:
                     size = min(LOG_BUF_MAX, max(size * 4, true_size + 1))
                     continue
                 raise VerifierError(exc.errno or first.errno or errno.EINVAL, op.name, vlog,
-                                    summary=verifier_summary(vlog, linked),
+                                    summary=verifier_summary(vlog, linked, self.core_explanations),
                                     hint=exc.hint or first.hint, truncated=exc.truncated) from exc
 
     # -- 6. prog arrays, globals ------------------------------------------------------
@@ -1081,7 +1084,12 @@ _NOISE = (
 )
 
 
-def verifier_summary(vlog: str, linked: Any) -> Optional[str]:
+#: The helper id libbpf (and purebpf's CO-RE) calls in a poisoned instruction.
+_POISON_HELPER = 0xBAD2310
+
+
+def verifier_summary(vlog: str, linked: Any,
+                     core_explanations: Optional[Mapping[str, Sequence[Any]]] = None) -> Optional[str]:
     """A short account of a rejection: failing instruction, its C line, the message.
 
     The failing instruction is the last ``N: (op) ...`` line of the log; the
@@ -1118,7 +1126,26 @@ def verifier_summary(vlog: str, linked: Any) -> Optional[str]:
         src = source_line_for_slot(linked, slot)
         if src:
             parts.append(f"source: {src}")
+        if f"unknown#{_POISON_HELPER}" in insn_text and core_explanations:
+            why = _poisoned_by(linked, slot, core_explanations)
+            if why:
+                parts.append(why)
     return "; ".join(parts) if parts else None
+
+
+def _poisoned_by(linked: Any, slot: int, explanations: Mapping[str, Sequence[Any]]) -> Optional[str]:
+    """Which CO-RE relocation poisoned the instruction at ``slot`` of a linked
+    program (as libbpf's log fix-up says: the instruction's relocation could
+    not be resolved against the target kernel's types)."""
+    starts = [(getattr(linked, "name", ""), 0)] + list(getattr(linked, "subprograms", ()))
+    owner, start = max(((n, st) for n, st in starts if st <= slot), key=lambda item: item[1])
+    for exp in explanations.get(owner, ()):
+        if exp.slot in (slot - start, slot - start - 1):
+            reason = exp.error or ("the target BTF has no type of that name" if not exp.candidates
+                                   else f"none of {len(exp.candidates)} candidate types matched")
+            return (f"CO-RE relocation at insn #{exp.insn_index} ({exp.kind_name} of {exp.access}) "
+                    f"could not be resolved, so the instruction was poisoned: {reason}")
+    return "the instruction was poisoned by a CO-RE relocation that could not be resolved"
 
 
 def source_line_for_slot(linked: Any, slot: int) -> Optional[str]:

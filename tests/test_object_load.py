@@ -578,3 +578,31 @@ def test_log_buffer_grows_until_the_whole_log_fits() -> None:
     assert sizes[0] == 4096 and sizes[-1] > 4096 and sizes == sorted(sizes)
     assert len(vlog) > 4096
     assert vlog.rstrip().splitlines()[-1].startswith("processed ") or "processed " in vlog[-400:]
+
+
+def test_target_btf_override_is_used_for_core() -> None:
+    """CO-RE against an explicit BTF file: the same file as the kernel's gives
+    the same translated program; a file without the types fails clearly."""
+    default = open_object(OBJ / "core_kernel.bpf.o")
+    explicit = open_object(OBJ / "core_kernel.bpf.o", target_btf="/sys/kernel/btf/vmlinux")
+    with default.load() as a, explicit.load() as b:
+        for name in a.programs:
+            assert len(a.programs[name].info().xlated) == len(b.programs[name].info().xlated)
+    # the object's own BTF has none of the kernel types its CO-RE records need
+    from purebpf.errors import CoreRelocationError
+
+    raw = ObjectSpec.from_file(OBJ / "linked.bpf.o").btf_raw
+    other = Path(os.environ.get("TMPDIR", "/tmp")) / f"purebpf-test-{uuid.uuid4().hex[:8]}.btf"
+    other.write_bytes(raw)
+    try:
+        fds = open_fds()
+        with pytest.raises((CoreRelocationError, VerifierError)) as info:
+            open_object(OBJ / "core_kernel.bpf.o", target_btf=str(other)).load()
+        if isinstance(info.value, VerifierError):
+            # as libbpf: unresolvable relocations poison their instructions, and
+            # the verifier refuses the reachable ones; the summary says why
+            assert info.value.summary and "CO-RE relocation" in info.value.summary
+            assert "task_struct" in info.value.summary
+        assert open_fds() == fds
+    finally:
+        other.unlink()
