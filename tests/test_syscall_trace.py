@@ -66,3 +66,11 @@ def test_kernel_version_rules_follow_libbpf() -> None:
     assert kernel_version_from("6.18-rc1", "#1") == 0
     # a malformed signature falls back to uname
     assert kernel_version_from("6.1.2", "#1", "garbage") == (6 << 16) + (1 << 8) + 2
+
+
+def test_probe_kind_numbers_match_the_btf_model() -> None:
+    from purebpf.btf.types import BtfKind
+    from purebpf.syscall import features
+
+    for kind in BtfKind:
+        assert getattr(features.BtfKind, kind.name) == int(kind)

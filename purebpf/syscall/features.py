@@ -22,7 +22,6 @@ import re
 import struct
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from purebpf.btf.types import BtfKind
 from purebpf.errors import KernelError
 from purebpf.insn import builders as b
 from purebpf.insn.codec import encode
@@ -76,6 +75,33 @@ __all__ = [
 _BTF_MAGIC = 0xEB9F
 
 
+class BtfKind:
+    """``BTF_KIND_*`` numbers (include/uapi/linux/btf.h), kept here so that the
+    probes do not import the whole BTF type model (equal to
+    :class:`purebpf.btf.types.BtfKind`, which the tests check)."""
+
+    UNKN = 0
+    INT = 1
+    PTR = 2
+    ARRAY = 3
+    STRUCT = 4
+    UNION = 5
+    ENUM = 6
+    FWD = 7
+    TYPEDEF = 8
+    VOLATILE = 9
+    CONST = 10
+    RESTRICT = 11
+    FUNC = 12
+    FUNC_PROTO = 13
+    VAR = 14
+    DATASEC = 15
+    FLOAT = 16
+    DECL_TAG = 17
+    TYPE_TAG = 18
+    ENUM64 = 19
+
+
 def _info(kind: int, vlen: int = 0, kflag: bool = False) -> int:
     return (int(kflag) << 31) | (kind << 24) | vlen
 
@@ -104,7 +130,7 @@ def _swap_words(data: bytes) -> bytes:  # pragma: no cover - big-endian hosts on
     return struct.pack(f">{n}I", *struct.unpack(f"<{n}I", data))
 
 
-def _probe_blob(kind: BtfKind) -> Optional[Tuple[bytes, bytes]]:
+def _probe_blob(kind: int) -> Optional[Tuple[bytes, bytes]]:
     """(types, strings) using ``kind`` in the way libbpf's probes do, or None."""
     if kind == BtfKind.INT:
         return _int(), b"\0"
@@ -155,10 +181,14 @@ def _try_btf(types: bytes, strings: bytes) -> bool:
     return True
 
 
+def probe_btf_kind(kind: int) -> bool:
+    """Does BPF_BTF_LOAD accept a blob using ``kind`` (a ``BTF_KIND_*`` number)?"""
+    return _probe_btf_kind(int(kind))
+
+
 @functools.lru_cache(maxsize=None)
-def probe_btf_kind(kind: BtfKind) -> bool:
-    """Does BPF_BTF_LOAD accept a blob using ``kind``?"""
-    blob = _probe_blob(BtfKind(kind))
+def _probe_btf_kind(kind: int) -> bool:
+    blob = _probe_blob(kind)
     if blob is None:
         return False
     return _try_btf(*blob)
@@ -706,7 +736,7 @@ def num_possible_cpus() -> int:
 
 def clear_cache() -> None:
     """Forget every cached probe answer (tests; a changed environment)."""
-    for fn in (probe_btf_kind, has_btf_func_global, has_prog_name, has_global_data, has_mmapable_maps,
+    for fn in (_probe_btf_kind, has_btf_func_global, has_prog_name, has_global_data, has_mmapable_maps,
                has_btf, has_prog_bind_map, has_exp_attach_type, has_probe_read_kernel, has_bpf_cookie,
                has_memcg_account, has_perf_link, has_syscall_wrapper,
                has_bpf_to_bpf_with_tail_calls, has_prog_type, has_helper, has_map_type, kernel_version,
