@@ -308,8 +308,8 @@ def test_rodata_write_after_load_raises() -> None:
 # maps
 # ---------------------------------------------------------------------------
 
-def test_map_in_map_and_prog_array_initial_values() -> None:
-    with open_object(OBJ / "maps.bpf.o").load() as obj:
+def test_map_in_map_and_prog_array_initial_values(pin_dir: str) -> None:
+    with open_object(OBJ / "maps.bpf.o", pin_root=pin_dir).load() as obj:
         outer = obj.maps["outer_array"]
         assert outer.inner_id(0) == obj.maps["inner_a"].id
         assert outer.inner_id(3) == obj.maps["inner_b"].id
@@ -439,9 +439,9 @@ def test_missing_kconfig_and_unknown_ksym(tmp_path: Path) -> None:
         assert open_fds() == fds  # refused before anything was made
 
 
-def test_failure_half_way_closes_everything() -> None:
+def test_failure_half_way_closes_everything(pin_dir: str) -> None:
     """A program that fails after maps and earlier programs exist: all released."""
-    opened = open_object(OBJ / "maps.bpf.o")
+    opened = open_object(OBJ / "maps.bpf.o", pin_root=pin_dir)
     # retype the last program so the verifier refuses it (cgroup_skb code as a socket filter is fine,
     # but as a tracepoint its context accesses are invalid)
     last = list(opened.programs)[-1]
@@ -450,6 +450,7 @@ def test_failure_half_way_closes_everything() -> None:
     with LeakCheck() as leaks, pytest.raises(KernelError):
         opened.load()
     leaks.assert_clean()
+    assert os.listdir(pin_dir) == []  # the pin made by this load is gone too
 
 
 def test_no_privileges_gives_eperm_with_hint() -> None:
@@ -533,8 +534,9 @@ def test_injected_failure_leaves_nothing(monkeypatch: pytest.MonkeyPatch, comman
     """A failure at any point of a load (maps, inner maps and their slots,
     data maps and their contents, programs, prog arrays) closes everything
     made so far and removes new pins; the open object loads fine afterwards."""
-    open_object(OBJ / "maps.bpf.o", pin_root=pin_dir + "-warm").load().close()  # feature probes cached
-    shutil.rmtree(pin_dir + "-warm", ignore_errors=True)
+    open_object(OBJ / "maps.bpf.o", pin_root=pin_dir).load().close()  # feature probes cached
+    for leftover in os.listdir(pin_dir):
+        os.unlink(os.path.join(pin_dir, leftover))
     opened = open_object(OBJ / "maps.bpf.o", pin_root=pin_dir)
     inject_failure(monkeypatch, command, n)
     with LeakCheck() as leaks, pytest.raises(KernelError) as info:
@@ -559,8 +561,8 @@ def test_open_phase_values_survive_a_failed_load(monkeypatch: pytest.MonkeyPatch
         assert obj.rodata["cfg_verdict"] == 1
 
 
-def test_resized_map_and_verifier_log_on_success() -> None:
-    opened = open_object(OBJ / "maps.bpf.o")
+def test_resized_map_and_verifier_log_on_success(pin_dir: str) -> None:
+    opened = open_object(OBJ / "maps.bpf.o", pin_root=pin_dir)
     opened.maps["sized_array"].max_entries = 64
     with pytest.raises(StateError):
         opened.maps["flows"].value_size = 32  # fixed by its BTF type
