@@ -6,6 +6,7 @@
 * :class:`GlobalData` -- the variables of a ``.data``/``.rodata``/``.bss``
   section by name, edited before load and shared through mmap after.
 * :class:`RingBuffer` -- a reader of ``BPF_MAP_TYPE_RINGBUF`` records.
+* :class:`PerfBuffer` -- per-CPU perf rings behind a ``PERF_EVENT_ARRAY``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from purebpf.maps.globals import (GlobalData, data_section_is_mmapable, data_sec
                                   internal_map_name, libbpf_object_name, open_views)
 from purebpf.maps.info import MapInfo
 from purebpf.maps.map import Map, adjust_ringbuf_size, kernel_map_name
+from purebpf.maps.perfbuf import PerfBuffer, PerfSample
 from purebpf.maps.ringbuf import RingBuffer
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "MapInfo",
     "GlobalData",
     "RingBuffer",
+    "PerfBuffer",
+    "PerfSample",
     "internal_map_name",
     "libbpf_object_name",
     "data_section_map_spec",
