@@ -827,6 +827,12 @@ def test_trace_hook_records_decoded_attributes() -> None:
     assert load.attrs["name"] == "traced"
     assert load.attrs["license"] == "GPL"
     assert "insns" not in load.attrs and "log_buf" not in load.attrs  # addresses are never shown
+    with S.map_create(MapType.ARRAY, 4, 4, 1) as m:
+        with S.tracing(records.append):
+            S.map_info(m)
+        map_fd = m.fileno()
+    info_rec = records.pop()
+    assert info_rec.format() == f"BPF_OBJ_GET_INFO_BY_FD bpf_fd={map_fd} info_len=104 info=bpf_map_info -> 0"
     # removed: nothing more is recorded
     with S.map_create(MapType.ARRAY, 4, 4, 1) as fd2:
         pass

@@ -495,10 +495,6 @@ def prog_load(prog_type: Union[ProgType, int], insns: BytesLike, license: str, *
         attr.fd_array = ctypes.addressof(fabuf)
     extra: Optional[Dict[str, Any]] = {"license": license} if _trace._hooks else None
     if extra is not None:
-        if func_info:
-            extra["func_info_bytes"] = len(func_info)
-        if line_info:
-            extra["line_info_bytes"] = len(line_info)
         if fd_array:
             extra["fd_array"] = _trace.Name("[" + ",".join(str(f) for f in fd_array) + "]")
     ret = -E.EAGAIN
@@ -555,6 +551,10 @@ def btf_load(data: BytesLike, *, log_level: int = 0, log_size: int = 0) -> Tuple
 
 # -- information ------------------------------------------------------------
 
+_INFO_NAMES = {"BpfProgInfo": "bpf_prog_info", "BpfMapInfo": "bpf_map_info", "BpfBtfInfo": "bpf_btf_info",
+               "BpfLinkInfo": "bpf_link_info"}
+
+
 def obj_get_info_by_fd(fd: FdArg, info: ctypes.Structure) -> int:
     """BPF_OBJ_GET_INFO_BY_FD into ``info`` (a ``Bpf*Info`` structure, with any
     array pointers/counts already set); returns the length the kernel wrote."""
@@ -562,7 +562,9 @@ def obj_get_info_by_fd(fd: FdArg, info: ctypes.Structure) -> int:
     attr.bpf_fd = fd_number(fd)
     attr.info_len = ctypes.sizeof(info)
     attr.info = ctypes.addressof(info)
-    bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr)
+    extra = {"info": _trace.Name(_INFO_NAMES.get(type(info).__name__, type(info).__name__))} \
+        if _trace._hooks else None
+    bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, extra=extra)
     return int(attr.info_len)
 
 
