@@ -1218,3 +1218,25 @@ def test_leak_check_sees_open_bpf_fds() -> None:
         assert _fdinfo_id(fd.fileno()) == ("map", S.map_info(fd).id)
     finally:
         fd.close()
+
+
+def test_prog_load_with_func_and_line_info() -> None:
+    """func_info / line_info records reach the kernel: it reports their counts and our BTF."""
+    # [1] int; [2] FUNC_PROTO int(void); [3] FUNC "main" global -> [2]
+    strings = b"\0int\0main\0prog.c\0return 7;\0"
+    types = (F._int(1) + F._t(0, BtfKind.FUNC_PROTO, 0, 1) + F._t(5, BtfKind.FUNC, 1, 2))
+    btf_fd, _ = S.btf_load(F._native(F.raw_btf(types, strings)))
+    insns = encode([b.mov64_imm(0, 7), b.exit_insn()])
+    func_info = struct.pack("=II", 0, 3)  # struct bpf_func_info { insn_off; type_id; }
+    # struct bpf_line_info { insn_off; file_name_off; line_off; line_col (line << 10 | col); }
+    line_info = struct.pack("=IIII", 0, 10, 17, (3 << 10) | 5)
+    with btf_fd:
+        fd, _ = S.prog_load(ProgType.SOCKET_FILTER, insns, "GPL", name="main", prog_btf_fd=btf_fd,
+                            func_info=func_info, func_info_rec_size=8, line_info=line_info,
+                            line_info_rec_size=16)
+        with fd:
+            info = S.prog_info(fd)
+            assert (info.nr_func_info, info.nr_line_info) == (1, 1)
+            assert (info.func_info_rec_size, info.line_info_rec_size) == (8, 16)
+            assert info.btf_id == S.btf_info(btf_fd).id
+            assert S.prog_test_run(fd, data_in=bytes(16)).retval == 7
