@@ -258,6 +258,12 @@ class Program:
         if data_size_out is None:
             data_size_out = len(data_in) + 256 if data_in else 0
         ctx = b"" if ctx_in is None else bytes(ctx_in)
+        if int(self.prog_type) == int(ProgType.SYSCALL):
+            # bpf_prog_test_run_syscall refuses repeat, data and ctx_out: the
+            # program runs once on ctx_in (which the kernel updates in place)
+            repeat = 0 if repeat == 1 else repeat
+            if ctx_size_out is None:
+                ctx_size_out = 0
         if ctx_size_out is None:
             ctx_size_out = len(ctx)
         res = _syscall().prog_test_run(self.fd.fileno(), data_in=bytes(data_in), data_size_out=data_size_out,

@@ -616,3 +616,18 @@ def test_target_btf_override_is_used_for_core() -> None:
         assert open_fds() == fds
     finally:
         other.unlink()
+
+
+@pytest.mark.parametrize("start", [4, 5, 0xFFFF_FFFF_FFFF_FFFF])
+def test_syscall_program_run_matches_python(start: int) -> None:
+    """longjump.bpf.o (a 12,000-instruction branch, jumps beyond 16 bits of
+    offset) computes, for an odd gl_in, v = v*31 + (v >> 7) 3000 times: the
+    kernel's run must agree with the same computation in Python."""
+    expected = start
+    if start & 1:
+        for _ in range(3000):
+            expected = (expected * 31 + (expected >> 7)) & 0xFFFF_FFFF_FFFF_FFFF
+    with open_object(OBJ / "longjump.bpf.o").load() as obj:
+        obj.bss["gl_in"] = start
+        assert obj.programs["long_jump"].test_run().retval == 0
+        assert obj.bss["gl_out"] == expected
