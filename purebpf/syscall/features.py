@@ -70,7 +70,8 @@ __all__ = [
 # struct btf_header { __u16 magic; __u8 version; __u8 flags; __u32 hdr_len;
 #                     __u32 type_off; __u32 type_len; __u32 str_off; __u32 str_len; };
 # struct btf_type   { __u32 name_off; __u32 info; union { __u32 size; __u32 type; }; };
-# info: bits 0-15 vlen, bits 24-28 kind, bit 31 kind_flag.
+# info: bits 0-15 vlen, bits 24-28 kind, bit 31 kind_flag.  Blobs are packed in
+# host byte order, as BPF_BTF_LOAD expects.
 
 _BTF_MAGIC = 0xEB9F
 
@@ -107,27 +108,24 @@ def _info(kind: int, vlen: int = 0, kflag: bool = False) -> int:
 
 
 def _t(name_off: int, kind: int, vlen: int, size_or_type: int, kflag: bool = False) -> bytes:
-    return struct.pack("<III", name_off, _info(kind, vlen, kflag), size_or_type)
+    return struct.pack("=III", name_off, _info(kind, vlen, kflag), size_or_type)
 
 
 def _int(name_off: int = 0, bits: int = 32, size: int = 4, signed: bool = True) -> bytes:
     # BTF_INT_ENC(encoding, offset, bits) = encoding << 24 | offset << 16 | bits
-    return _t(name_off, BtfKind.INT, 0, size) + struct.pack("<I", (int(signed) << 24) | bits)
+    return _t(name_off, BtfKind.INT, 0, size) + struct.pack("=I", (int(signed) << 24) | bits)
 
 
 def raw_btf(types: bytes, strings: bytes) -> bytes:
-    """A complete little/native-endian raw BTF blob from type and string sections."""
+    """A complete raw BTF blob (host byte order) from type and string sections."""
     hdr = struct.pack("=HBBIIIII", _BTF_MAGIC, 1, 0, 24, 0, len(types), len(types), len(strings))
     return hdr + types + strings
 
 
 def _native(data: bytes) -> bytes:
-    return data if struct.pack("=I", 1) == struct.pack("<I", 1) else _swap_words(data)
-
-
-def _swap_words(data: bytes) -> bytes:  # pragma: no cover - big-endian hosts only
-    n = len(data) // 4
-    return struct.pack(f">{n}I", *struct.unpack(f"<{n}I", data))
+    """The probe blobs are packed in host byte order (``=``), as the kernel
+    wants BTF handed to BPF_BTF_LOAD; kept as the single place that says so."""
+    return data
 
 
 def _probe_blob(kind: int) -> Optional[Tuple[bytes, bytes]]:
@@ -141,30 +139,30 @@ def _probe_blob(kind: int) -> Optional[Tuple[bytes, bytes]]:
         return _int() + _t(0, BtfKind.FUNC_PROTO, 0, 1), b"\0"
     if kind == BtfKind.VAR or kind == BtfKind.DATASEC:
         # [1] int; [2] VAR "a" int, global; [3] DATASEC ".data" { [2] @0, 4 }
-        return (_int() + _t(1, BtfKind.VAR, 0, 1) + struct.pack("<I", 1)
-                + _t(3, BtfKind.DATASEC, 1, 4) + struct.pack("<III", 2, 0, 4)), b"\0a\0.data\0"
+        return (_int() + _t(1, BtfKind.VAR, 0, 1) + struct.pack("=I", 1)
+                + _t(3, BtfKind.DATASEC, 1, 4) + struct.pack("=III", 2, 0, 4)), b"\0a\0.data\0"
     if kind == BtfKind.FLOAT:
         return _t(1, BtfKind.FLOAT, 0, 4), b"\0float\0"
     if kind == BtfKind.DECL_TAG:
         # [1] int; [2] VAR "a"; [3] DECL_TAG "tag" -> [2], component_idx -1
-        return (_int() + _t(1, BtfKind.VAR, 0, 1) + struct.pack("<I", 1)
-                + _t(3, BtfKind.DECL_TAG, 0, 2) + struct.pack("<i", -1)), b"\0a\0tag\0"
+        return (_int() + _t(1, BtfKind.VAR, 0, 1) + struct.pack("=I", 1)
+                + _t(3, BtfKind.DECL_TAG, 0, 2) + struct.pack("=i", -1)), b"\0a\0tag\0"
     if kind == BtfKind.TYPE_TAG:
         # [1] int; [2] TYPE_TAG "tag" -> [1]; [3] PTR -> [2]
         return (_int() + _t(1, BtfKind.TYPE_TAG, 0, 1) + _t(0, BtfKind.PTR, 0, 2)), b"\0tag\0"
     if kind == BtfKind.ENUM64:
         # [1] ENUM64 "e" size 8 { "v" = 1 << 32 }
-        return (_t(1, BtfKind.ENUM64, 1, 8) + struct.pack("<III", 3, 0, 1)), b"\0e\0v\0"
+        return (_t(1, BtfKind.ENUM64, 1, 8) + struct.pack("=III", 3, 0, 1)), b"\0e\0v\0"
     if kind == BtfKind.ENUM:
-        return (_t(1, BtfKind.ENUM, 1, 4) + struct.pack("<Ii", 3, 1)), b"\0e\0v\0"
+        return (_t(1, BtfKind.ENUM, 1, 4) + struct.pack("=Ii", 3, 1)), b"\0e\0v\0"
     if kind in (BtfKind.STRUCT, BtfKind.UNION):
-        return (_int() + _t(1, kind, 1, 4) + struct.pack("<III", 3, 1, 0)), b"\0s\0m\0"
+        return (_int() + _t(1, kind, 1, 4) + struct.pack("=III", 3, 1, 0)), b"\0s\0m\0"
     if kind in (BtfKind.PTR, BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT):
         return _int() + _t(0, kind, 0, 1), b"\0"
     if kind == BtfKind.TYPEDEF:
         return _int() + _t(1, kind, 0, 1), b"\0t\0"
     if kind == BtfKind.ARRAY:
-        return _int() + _t(0, kind, 0, 0) + struct.pack("<III", 1, 1, 4), b"\0"
+        return _int() + _t(0, kind, 0, 0) + struct.pack("=III", 1, 1, 4), b"\0"
     if kind == BtfKind.FWD:
         return _t(1, kind, 0, 0), b"\0f\0"
     return None
@@ -582,8 +580,8 @@ def has_map_type(map_type: Union[MapType, int]) -> bool:
         key, value, entries, flags = 0, 0, 1, MapFlags.MMAPABLE
     elif mt in (MapType.SK_STORAGE, MapType.INODE_STORAGE, MapType.TASK_STORAGE, MapType.CGRP_STORAGE):
         # [1] int; [2] struct val { int a; int b; } -- key int, value struct
-        types = (_int() + _t(1, BtfKind.STRUCT, 2, 8) + struct.pack("<III", 5, 1, 0)
-                 + struct.pack("<III", 7, 1, 32))
+        types = (_int() + _t(1, BtfKind.STRUCT, 2, 8) + struct.pack("=III", 5, 1, 0)
+                 + struct.pack("=III", 7, 1, 32))
         try:
             btf_fd, _ = C.btf_load(_native(raw_btf(types, b"\0val\0a\0b\0")))
         except KernelError:
