@@ -853,7 +853,11 @@ def link_create(prog_fd: FdArg, target_fd: int, attach_type: Union[AttachType, i
             extra["cookie"] = tracing_cookie
     fd = bpf(BpfCmd.LINK_CREATE, attr, extra=extra)
     del keep
-    return FD(fd, f"link {AttachType(int(attach_type)).name if int(attach_type) in AttachType._value2member_map_ else attach_type}")
+    try:
+        kind = AttachType(int(attach_type)).name
+    except ValueError:
+        kind = str(int(attach_type))
+    return FD(fd, f"link {kind}")
 
 
 def link_update(link_fd: FdArg, new_prog_fd: FdArg, *, old_prog_fd: Optional[FdArg] = None,
