@@ -10,6 +10,10 @@ descriptors come back as owned :class:`~purebpf.syscall.fd.FD` objects,
 Retry policies (a bigger verifier log, probing a feature) belong to the
 callers; the only retry here is libbpf's: BPF_PROG_LOAD is repeated up to
 five times on ``EAGAIN``.
+
+These are raw calls: the kernel reads exactly the map's ``key_size`` /
+``value_size`` bytes from the buffers it is given, so keys and values must
+already have those sizes (:class:`purebpf.maps.Map` checks and packs them).
 """
 
 from __future__ import annotations
