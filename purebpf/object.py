@@ -816,8 +816,9 @@ class _Loader:
         self.owned.append(view)
         self.maps[name] = live
         self.section_maps[sec.name] = name
-        if sec.kind in ("data", "rodata", "bss"):
-            self.views[sec.name] = view
+        # .kconfig too: Object.close must unmap it, and reading it shows the
+        # values the programs see
+        self.views[sec.name] = view
 
     # -- 5. programs -------------------------------------------------------------------------
 

@@ -631,3 +631,19 @@ def test_syscall_program_run_matches_python(start: int) -> None:
         obj.bss["gl_in"] = start
         assert obj.programs["long_jump"].test_run().retval == 0
         assert obj.bss["gl_out"] == expected
+
+
+def test_kconfig_values_reach_the_kernel_map() -> None:
+    """The .kconfig map holds what the kernel reports: the version from
+    uname (as libbpf computes it) and CONFIG_BPF_SYSCALL=y (bpf() works)."""
+    import platform
+
+    release = platform.release().split("-")[0].split(".")
+    major, minor = int(release[0]), int(release[1])
+    with open_object(OBJ / "externs.bpf.o").load() as obj:
+        kconfig = obj.data_section(".kconfig")
+        version = kconfig["LINUX_KERNEL_VERSION"]
+        assert version >> 16 == major and (version >> 8) & 0xFF == minor
+        assert kconfig["CONFIG_BPF_SYSCALL"] in (True, 1)
+        with pytest.raises(StateError):
+            kconfig["CONFIG_HZ"] = 1
