@@ -148,3 +148,22 @@ def test_verifier_rejection_exit_1(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "bad_index" in proc.stderr and "return table[idx];" in proc.stderr
     assert len(proc.stderr.splitlines()) <= 3  # the short message, not the whole log
+
+
+@pytest.mark.parametrize("obj", ["maps.bpf.o", "sections_net.bpf.o", "struct_ops.bpf.o"])
+def test_every_map_and_program_type_named_as_bpftool_does(obj: str, pin_dir: str) -> None:
+    """Ids, names and type names of many map and program types, checked one
+    by one with bpftool while the objects are pinned."""
+    proc = purebpf("load", str(OBJ / obj), "--pin-dir", pin_dir, "--json")
+    assert proc.returncode == 0, proc.stderr
+    desc = json.loads(proc.stdout)
+    assert desc["maps"] and desc["programs"]
+    for m in desc["maps"]:
+        shown = bpftool("map", "show", "id", str(m["id"]))
+        assert (shown["name"], shown["type"]) == (m["name"][:15], m["type"])
+    for p in desc["programs"]:
+        shown = bpftool("prog", "show", "id", str(p["id"]))
+        # bpftool prints the full function name from BTF when the kernel's is cut
+        assert shown["name"] in (p["name"], p["name"][:15])
+        assert shown["type"] == p["type"]
+        assert shown["bytes_xlated"] == 8 * p["xlated_insns"]
