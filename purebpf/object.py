@@ -276,9 +276,11 @@ class OpenObject:
         return obj
 
     def close(self) -> None:
-        """Nothing is held before load; closing an open object only ends its use."""
-        if self._state == "open":
-            self._state = "closed"
+        """A no-op: an object that is not loaded holds nothing in the kernel.
+
+        (The :class:`Object` returned by :meth:`load` owns the kernel objects
+        and has its own ``close``.)
+        """
 
     def __enter__(self) -> "OpenObject":
         return self
