@@ -1240,3 +1240,23 @@ def test_prog_load_with_func_and_line_info() -> None:
             assert (info.func_info_rec_size, info.line_info_rec_size) == (8, 16)
             assert info.btf_id == S.btf_info(btf_fd).id
             assert S.prog_test_run(fd, data_in=bytes(16)).retval == 7
+
+
+def test_e2big_names_the_last_attribute_set() -> None:
+    """Non-zero bytes past what the kernel knows are refused with E2BIG; the hint
+    names the field.  (A BPF_LINK_DETACH attr padded with a set word beyond
+    ``link_fd`` stands in for an attribute from the future.)"""
+
+    class FutureLinkDetach(ctypes.Structure):
+        _fields_ = [("link_fd", ctypes.c_uint32), ("pad", ctypes.c_uint8 * 248),
+                    ("from_the_future", ctypes.c_uint32)]
+
+    from purebpf.uapi import BpfCmd
+
+    attr = FutureLinkDetach()
+    attr.link_fd = 0
+    attr.from_the_future = 1
+    with pytest.raises(KernelError) as ei:
+        S.bpf(BpfCmd.LINK_DETACH, attr)
+    assert ei.value.errno == errno.E2BIG and ei.value.command == "BPF_LINK_DETACH"
+    assert "from_the_future (offset 252)" in (ei.value.hint or "")

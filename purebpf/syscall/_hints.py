@@ -8,14 +8,15 @@ attribute; they are hints, consulted only after the kernel has refused.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 from purebpf.syscall.attrs import MapCreateAttr, ProgLoadAttr
 from purebpf.uapi import MapFlags, MapType, ProgType
 
-__all__ = ["map_create_problem", "prog_load_problem"]
+__all__ = ["map_create_problem", "prog_load_problem", "last_set_field"]
 
 #: map types that have no key (key_size must be 0)
 _KEYLESS = {MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER, MapType.RINGBUF, MapType.USER_RINGBUF,
@@ -129,3 +130,32 @@ def prog_load_problem(attr: ProgLoadAttr, log: str) -> Optional[str]:
     if bad_name:
         problems.append(bad_name)
     return "; ".join(problems) if problems else None
+
+
+def _set_fields(obj: Any, base: int = 0, prefix: str = "") -> List[Tuple[int, str]]:
+    """(offset, name) of every non-zero scalar field, nested members included."""
+    out: List[Tuple[int, str]] = []
+    cls = type(obj)
+    anonymous = getattr(cls, "_anonymous_", ())
+    for spec in cls._fields_:
+        name = spec[0]
+        off = base + getattr(cls, name).offset
+        value = getattr(obj, name)
+        if isinstance(value, (ctypes.Structure, ctypes.Union)):
+            out += _set_fields(value, off, prefix if name in anonymous else f"{prefix}{name}.")
+        elif isinstance(value, bytes):
+            if value.strip(b"\0"):
+                out.append((off, prefix + name))
+        elif value and not name.startswith("_"):
+            out.append((off, prefix + name))
+    return out
+
+
+def last_set_field(attr: ctypes.Structure) -> Optional[str]:
+    """The non-zero field at the highest offset: what an older kernel that
+    answers E2BIG ("unknown non-zero bytes past the attr it knows") does not know."""
+    fields = _set_fields(attr)
+    if not fields:
+        return None
+    off, name = max(fields)
+    return f"{name} (offset {off})"

@@ -163,4 +163,19 @@ def bpf(cmd: int, attr: ctypes.Structure, *, extra: Optional[Dict[str, Any]] = N
     if not raise_on_error:
         return -err
     name = command_name(cmd)
-    raise KernelError(err, name, hint=errno_hint(name, err))
+    hint = errno_hint(name, err)
+    if err == E.E2BIG:
+        hint = e2big_hint(attr, hint)
+    raise KernelError(err, name, hint=hint)
+
+
+def e2big_hint(attr: ctypes.Structure, hint: Optional[str]) -> Optional[str]:
+    """E2BIG also means "non-zero bytes this kernel does not know": name the
+    last attribute that is set, the likeliest culprit on an older kernel."""
+    from purebpf.syscall._hints import last_set_field
+
+    field = last_set_field(attr)
+    if field is None:
+        return hint
+    extra = f"if this kernel is older than the attribute {field}, it refuses it with E2BIG"
+    return f"{hint}; {extra}" if hint else extra

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from purebpf.errors import BtfLoadError, KernelError, VerifierError
 from purebpf.syscall import trace as _trace
-from purebpf.syscall._raw import bpf, errno_hint
+from purebpf.syscall._raw import bpf, e2big_hint, errno_hint
 from purebpf.syscall.attrs import (
     BtfLoadAttr,
     EnableStatsAttr,
@@ -191,7 +191,7 @@ def map_create(map_type: Union[MapType, int], key_size: int, value_size: int, ma
         if err in (E.EINVAL, E.E2BIG):
             from purebpf.syscall._hints import map_create_problem
 
-            hint = map_create_problem(attr) or hint
+            hint = map_create_problem(attr) or (e2big_hint(attr, hint) if err == E.E2BIG else hint)
         raise KernelError(err, "BPF_MAP_CREATE", hint=hint, detail=f"map {name!r}" if name else None)
     return FD(fd, f"map {name!r}" if name else "map")
 
@@ -515,7 +515,7 @@ def prog_load(prog_type: Union[ProgType, int], insns: BytesLike, license: str, *
     if err in (E.EINVAL, E.E2BIG):
         from purebpf.syscall._hints import prog_load_problem
 
-        hint = prog_load_problem(attr, log) or hint
+        hint = prog_load_problem(attr, log) or (e2big_hint(attr, hint) if err == E.E2BIG else hint)
     if log or err in (E.EACCES, E.EINVAL, E.ENOSPC):
         verr = VerifierError(err, name, log, hint=hint, truncated=(err == E.ENOSPC))
         verr.log_true_size = int(attr.log_true_size)  # type: ignore[attr-defined]
@@ -1012,7 +1012,7 @@ def _error(cmd: BpfCmd, err: int) -> KernelError:
     from purebpf.syscall._raw import command_name
 
     name = command_name(cmd)
-    return KernelError(err, name, hint=errno_hint(name, err))
+    return KernelError(err, name, hint=errno_hint(name, err))  # E2BIG here means "too many"
 
 
 def _raise(cmd: BpfCmd, err: int) -> None:
