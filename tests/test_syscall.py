@@ -744,6 +744,8 @@ def test_perf_event_link_on_tracepoint_runs_program() -> None:
                 assert li.type == 7  # BPF_LINK_TYPE_PERF_EVENT
                 assert li.prog_id == S.prog_info(pfd).id
                 assert li.perf_event.tracepoint.cookie == 0x1234
+                assert li.perf_event.type == 5  # BPF_PERF_EVENT_TRACEPOINT
+                assert S.link_target_name(link) == "sys_enter_getppid"
                 for _ in range(5):
                     os.getppid()
                 count = struct.unpack("=Q", S.map_lookup_elem(m, u32(0), 8) or bytes(8))[0]
@@ -764,6 +766,7 @@ def test_raw_tracepoint_open() -> None:
         with S.raw_tracepoint_open("sys_enter", p) as link:
             li = S.link_info(link)
             assert li.type == 1  # BPF_LINK_TYPE_RAW_TRACEPOINT
+            assert S.link_target_name(link) == "sys_enter"
             assert li.prog_id == S.prog_info(p).id
         with pytest.raises(KernelError) as ei:
             S.raw_tracepoint_open("no_such_tracepoint_xyz", p)
@@ -1134,6 +1137,7 @@ def test_tcx_link_on_loopback_and_query() -> None:
         with S.link_create(fd, 1, AttachType.TCX_INGRESS, expected_revision=before.revision) as link:
             li = S.link_info(link)
             assert li.type == 11  # BPF_LINK_TYPE_TCX
+            assert S.link_target_name(link) == ""
             assert (li.tcx.ifindex, li.tcx.attach_type) == (1, AttachType.TCX_INGRESS)
             after = S.prog_query(1, AttachType.TCX_INGRESS)
             assert S.prog_info(fd).id in after.prog_ids

@@ -82,6 +82,7 @@ __all__ = [
     "btf_data",
     "btf_name",
     "link_info",
+    "link_target_name",
     "prog_get_fd_by_id",
     "map_get_fd_by_id",
     "btf_get_fd_by_id",
@@ -653,6 +654,39 @@ def link_info(fd: FdArg) -> BpfLinkInfo:
     info = BpfLinkInfo()
     obj_get_info_by_fd(fd, info)
     return info
+
+
+def link_target_name(fd: FdArg) -> str:
+    """The name a link is attached to, when its info carries one: the raw
+    tracepoint (``tp_name``), the perf event's tracepoint / kprobe function /
+    uprobe file, or the iterator target.  "" for other links."""
+    first = link_info(fd)
+    buf = _out(512)
+    info = BpfLinkInfo()
+    link_type = int(first.type)
+    if link_type == 1:  # BPF_LINK_TYPE_RAW_TRACEPOINT
+        info.raw_tracepoint.tp_name = ctypes.addressof(buf)
+        info.raw_tracepoint.tp_name_len = 512
+    elif link_type == 4:  # BPF_LINK_TYPE_ITER
+        info.iter.target_name = ctypes.addressof(buf)
+        info.iter.target_name_len = 512
+    elif link_type == 7:  # BPF_LINK_TYPE_PERF_EVENT
+        kind = int(first.perf_event.type)
+        if kind in (1, 2):  # BPF_PERF_EVENT_UPROBE / URETPROBE
+            info.perf_event.uprobe.file_name = ctypes.addressof(buf)
+            info.perf_event.uprobe.name_len = 512
+        elif kind in (3, 4):  # KPROBE / KRETPROBE
+            info.perf_event.kprobe.func_name = ctypes.addressof(buf)
+            info.perf_event.kprobe.name_len = 512
+        elif kind == 5:  # TRACEPOINT
+            info.perf_event.tracepoint.tp_name = ctypes.addressof(buf)
+            info.perf_event.tracepoint.name_len = 512
+        else:
+            return ""
+    else:
+        return ""
+    obj_get_info_by_fd(fd, info)
+    return buf.value.decode("utf-8", "replace")
 
 
 # -- ids ------------------------------------------------------------------------
