@@ -1274,3 +1274,12 @@ def test_e2big_names_the_last_attribute_set() -> None:
         S.bpf(BpfCmd.LINK_DETACH, attr)
     assert ei.value.errno == errno.E2BIG and ei.value.command == "BPF_LINK_DETACH"
     assert "from_the_future (offset 252)" in (ei.value.hint or "")
+
+
+def test_feature_summary_lists_every_probe() -> None:
+    summ = F.summary()
+    for name in F._NO_ARG_PROBES:
+        assert summ[name] == getattr(F, name)()
+    assert summ["kernel_version"] == F.kernel_version()
+    assert summ["num_possible_cpus"] == F.num_possible_cpus()
+    assert set(F._NO_ARG_PROBES) <= set(F.__all__)

@@ -63,6 +63,7 @@ __all__ = [
     "parse_cpu_list",
     "raw_btf",
     "clear_cache",
+    "summary",
 ]
 
 # -- raw BTF blobs ----------------------------------------------------------------
@@ -730,6 +731,23 @@ def num_possible_cpus() -> int:
     i.e. the highest possible CPU + 1)."""
     cpus = _possible()
     return (max(cpus) + 1) if cpus else 1
+
+
+_NO_ARG_PROBES = (
+    "has_btf", "has_btf_func", "has_btf_func_global", "has_btf_datasec", "has_btf_float",
+    "has_btf_decl_tag", "has_btf_type_tag", "has_btf_enum64", "has_prog_name", "has_global_data",
+    "has_mmapable_maps", "has_bpf_to_bpf_with_tail_calls", "has_prog_bind_map", "has_exp_attach_type",
+    "has_probe_read_kernel", "has_bpf_cookie", "has_memcg_account", "has_perf_link", "has_syscall_wrapper",
+)
+
+
+def summary() -> Dict[str, object]:
+    """Every argument-less probe by name, plus ``kernel_version`` and
+    ``num_possible_cpus``: what this kernel offers, at a glance."""
+    out: Dict[str, object] = {name: globals()[name]() for name in _NO_ARG_PROBES}
+    out["kernel_version"] = kernel_version()
+    out["num_possible_cpus"] = num_possible_cpus()
+    return out
 
 
 def clear_cache() -> None:
