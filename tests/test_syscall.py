@@ -1283,3 +1283,15 @@ def test_feature_summary_lists_every_probe() -> None:
     assert summ["kernel_version"] == F.kernel_version()
     assert summ["num_possible_cpus"] == F.num_possible_cpus()
     assert set(F._NO_ARG_PROBES) <= set(F.__all__)
+
+
+def test_memlock_rlimit_left_alone_with_memcg_accounting() -> None:
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    changed = F.bump_memlock_rlimit()
+    if F.has_memcg_account():
+        assert changed is False
+        assert resource.getrlimit(resource.RLIMIT_MEMLOCK) == before
+    else:
+        assert resource.getrlimit(resource.RLIMIT_MEMLOCK) == (resource.RLIM_INFINITY, resource.RLIM_INFINITY)

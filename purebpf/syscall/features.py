@@ -64,6 +64,7 @@ __all__ = [
     "raw_btf",
     "clear_cache",
     "summary",
+    "bump_memlock_rlimit",
 ]
 
 # -- raw BTF blobs ----------------------------------------------------------------
@@ -731,6 +732,24 @@ def num_possible_cpus() -> int:
     i.e. the highest possible CPU + 1)."""
     cpus = _possible()
     return (max(cpus) + 1) if cpus else 1
+
+
+def bump_memlock_rlimit() -> bool:
+    """Raise RLIMIT_MEMLOCK to unlimited where the kernel still charges BPF
+    memory to it (before Linux 5.11), as libbpf does before its first map.
+
+    Returns True when the limit was changed; False on kernels that account
+    BPF memory to memory cgroups (nothing to do) or when already unlimited.
+    """
+    import resource
+
+    if has_memcg_account():
+        return False
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if soft == resource.RLIM_INFINITY and hard == resource.RLIM_INFINITY:
+        return False
+    resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    return True
 
 
 _NO_ARG_PROBES = (
