@@ -74,3 +74,14 @@ def test_probe_kind_numbers_match_the_btf_model() -> None:
 
     for kind in BtfKind:
         assert getattr(features.BtfKind, kind.name) == int(kind)
+
+
+def test_link_create_union_is_not_misread() -> None:
+    """A perf-event cookie overlaps target_btf_id: the generic decoder must not
+    print it as a BTF id (link_create adds the right reading itself)."""
+    a = attrs.LinkCreateAttr()
+    a.prog_fd = 3
+    a.attach_type = 41  # BPF_PERF_EVENT
+    a.perf_event.bpf_cookie = 0x1234
+    d = decode_attr(a)
+    assert "target_btf_id" not in d and d["attach_type"] == "PERF_EVENT"

@@ -75,8 +75,10 @@ class AttrBase(ctypes.Structure):
     _enums_: ClassVar[Dict[str, type]] = {}
     #: field name -> name used in the transcript
     _renames_: ClassVar[Dict[str, str]] = {}
-    #: fields that are file descriptors (printed even when 0)
+    #: fields that are file descriptors
     _fds_: ClassVar[FrozenSet[str]] = frozenset()
+    #: unions whose meaning depends on another field: not decoded generically
+    _opaque_: ClassVar[FrozenSet[str]] = frozenset()
 
 
 class MapCreateAttr(AttrBase):
@@ -556,6 +558,7 @@ class LinkCreateAttr(AttrBase):
     _pointers_ = frozenset({"iter_info"})
     _enums_ = {"attach_type": AttachType}
     _fds_ = frozenset({"prog_fd", "target_fd"})
+    _opaque_ = frozenset({"_x"})  # which member is meant depends on attach_type
 
 
 class _NewProgOrMap(ctypes.Union):

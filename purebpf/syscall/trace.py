@@ -147,9 +147,10 @@ def _enum_raw_text(cls: type, value: int) -> str:
 def decode_attr(attr: ctypes.Structure) -> Dict[str, Any]:
     """Decode one ``bpf_attr`` variant into printable values.
 
-    Zero fields are left out (except file descriptors), pointer fields are
-    never shown, enum fields become their uapi names (``map_type="HASH"``),
-    flag fields ``A|B`` and ``char[]`` names plain strings.
+    Zero fields are left out, pointer fields are never shown, enum fields
+    become their uapi names (``map_type=HASH``), flag fields ``A|B`` and
+    ``char[]`` names plain strings.  Unions whose meaning depends on another
+    field (``_opaque_``) are left to the caller's ``extra`` values.
     """
     out: Dict[str, Any] = {}
     _decode_into(attr, out)
@@ -162,12 +163,13 @@ def _decode_into(obj: Any, out: Dict[str, Any]) -> None:
     enums = getattr(cls, "_enums_", {})
     renames = getattr(cls, "_renames_", {})
     anonymous = getattr(cls, "_anonymous_", ())
+    opaque: FrozenSet[str] = getattr(cls, "_opaque_", frozenset())
     for spec in cls._fields_:
         name = spec[0]
-        if name.startswith("_") and name not in anonymous:
+        if name in opaque or (name.startswith("_") and name not in anonymous):
             continue
         if name in anonymous:
-            # the first non-zero member of an anonymous union / struct
+            # an anonymous union of scalars is shown under its first member's name
             inner = getattr(obj, name)
             if isinstance(inner, ctypes.Union):
                 first = inner._fields_[0][0]
