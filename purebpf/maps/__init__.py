@@ -7,6 +7,7 @@
   section by name, edited before load and shared through mmap after.
 * :class:`RingBuffer` -- a reader of ``BPF_MAP_TYPE_RINGBUF`` records.
 * :class:`PerfBuffer` -- per-CPU perf rings behind a ``PERF_EVENT_ARRAY``.
+* :class:`RingBufferPoller` -- several ring buffers behind one epoll.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from purebpf.maps.globals import (GlobalData, data_section_is_mmapable, data_sec
                                   internal_map_name, libbpf_object_name, open_views)
 from purebpf.maps.info import MapInfo
 from purebpf.maps.map import Map, adjust_ringbuf_size, kernel_map_name
-from purebpf.maps.perfbuf import PerfBuffer, PerfSample
+from purebpf.maps.perfbuf import PerfBuffer, PerfBufferBuilder, PerfSample
+from purebpf.maps.poller import RingBufferBuilder, RingBufferPoller
 from purebpf.maps.ringbuf import RingBuffer
 
 __all__ = [
@@ -25,6 +27,9 @@ __all__ = [
     "RingBuffer",
     "PerfBuffer",
     "PerfSample",
+    "PerfBufferBuilder",
+    "RingBufferPoller",
+    "RingBufferBuilder",
     "internal_map_name",
     "libbpf_object_name",
     "data_section_map_spec",

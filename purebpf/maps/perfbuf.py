@@ -21,6 +21,14 @@ may be rounded up: the program's exact length is not kept by perf);
 ``PERF_RECORD_LOST`` (2) counts samples dropped because the ring was full.
 Unlike the BPF ring buffer, this ring is not mapped twice: a record may wrap
 around the end and is copied in two parts.
+
+Callbacks: ``sample_cb(cpu, data)`` per sample and ``lost_cb(cpu, count)`` per
+``PERF_RECORD_LOST`` (libbpf-rs's ``PerfBufferBuilder``), or ``callback(sample)``
+with a :class:`PerfSample`.  ``data_tail`` is moved past a record before its
+callback runs: a callback that raises has its record consumed, the exception
+reaches the caller and the next consume starts at the following record; a
+callback returning a non-zero int stops the current consume after its record.
+Data is handed out as ``bytes`` copies, valid after the callback returns.
 """
 
 from __future__ import annotations
@@ -30,20 +38,22 @@ import mmap
 import select
 import struct
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from purebpf.errors import KernelError, MapKeyError, NotSupportedError, StateError
 from purebpf.maps import _sys
 from purebpf.maps.map import Map
+from purebpf.maps.ringbuf import timeout_seconds
 from purebpf.uapi import MapType
 
-__all__ = ["PerfBuffer", "PerfSample", "PERF_RECORD_SAMPLE", "PERF_RECORD_LOST"]
+__all__ = ["PerfBuffer", "PerfBufferBuilder", "PerfSample", "SampleCallback", "LostCallback", "PERF_RECORD_SAMPLE", "PERF_RECORD_LOST"]
 
 PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
 
 _DATA_HEAD, _DATA_TAIL, _DATA_OFFSET, _DATA_SIZE = 1024, 1032, 1040, 1048
 _U64 = struct.Struct("=Q")
+_U32 = struct.Struct("=I")
 _HEADER = struct.Struct("=IHH")
 
 
@@ -90,6 +100,13 @@ class _CpuRing:
             self.area = None  # type: ignore[assignment]
         self.fd.close()
 
+    def pending(self) -> int:
+        """Bytes written by the kernel and not yet consumed."""
+        if self.area is None:
+            return 0
+        return int(_U64.unpack_from(self.area, _DATA_HEAD)[0]
+                   - _U64.unpack_from(self.area, _DATA_TAIL)[0])
+
     def _copy(self, pos: int, size: int) -> bytes:
         """``size`` ring bytes from position ``pos``, joined across the wrap."""
         start = pos % self.data_size
@@ -100,42 +117,106 @@ class _CpuRing:
             out += self.area[base:base + size - first]
         return out
 
-    def read(self, limit: Optional[int]) -> List[PerfSample]:
-        head = _U64.unpack_from(self.area, _DATA_HEAD)[0]
-        tail = _U64.unpack_from(self.area, _DATA_TAIL)[0]
-        out: List[PerfSample] = []
-        while tail < head and (limit is None or len(out) < limit):
-            rtype, _misc, size = _HEADER.unpack(self._copy(tail, _HEADER.size))
-            if size < _HEADER.size:  # a corrupt header: drop what is there
-                tail = head
-                break
-            body = self._copy(tail + _HEADER.size, size - _HEADER.size)
-            if rtype == PERF_RECORD_SAMPLE and len(body) >= 4:
-                raw_size = struct.unpack_from("=I", body)[0]
-                out.append(PerfSample(self.cpu, body[4:4 + raw_size]))
-            elif rtype == PERF_RECORD_LOST and len(body) >= 16:
-                out.append(PerfSample(self.cpu, b"", lost=_U64.unpack_from(body, 8)[0]))
-            tail += size
-        self.area[_DATA_TAIL:_DATA_TAIL + 8] = _U64.pack(tail)
-        return out
+    def read(self, out: Optional[List[PerfSample]], limit: Optional[int],
+             on_record: Optional[Callable[[PerfSample], object]]) -> Tuple[int, bool]:
+        """Take records out of this CPU's ring: (records handed out, stopped).
+
+        ``data_tail`` is stored once at the end, or when ``on_record``
+        raises, always just past the last record handed out.
+        """
+        area = self.area
+        if area is None:
+            return 0, False
+        head = _U64.unpack_from(area, _DATA_HEAD)[0]
+        tail = start = _U64.unpack_from(area, _DATA_TAIL)[0]
+        dsize = self.data_size
+        base = self.data_offset
+        cpu = self.cpu
+        count = 0
+        try:
+            while tail < head:
+                if limit is not None and count >= limit:
+                    break
+                at = tail % dsize
+                if at + 16 <= dsize:  # header and raw size not split by the wrap
+                    rtype, _misc, size = _HEADER.unpack_from(area, base + at)
+                    if size < _HEADER.size:  # a corrupt header: drop what is there
+                        tail = head
+                        break
+                    if rtype == PERF_RECORD_SAMPLE and at + size <= dsize:
+                        raw_size = _U32.unpack_from(area, base + at + 8)[0]
+                        body_end = base + at + 12 + min(raw_size, size - 12)
+                        sample = PerfSample(cpu, area[base + at + 12:body_end])
+                        tail += size
+                        count += 1
+                        if out is not None:
+                            out.append(sample)
+                        if on_record is not None and _stops(on_record(sample)):
+                            return count, True
+                        continue
+                rtype, _misc, size = _HEADER.unpack(self._copy(tail, _HEADER.size))
+                if size < _HEADER.size:
+                    tail = head
+                    break
+                body = self._copy(tail + _HEADER.size, size - _HEADER.size)
+                tail += size
+                if rtype == PERF_RECORD_SAMPLE and len(body) >= 4:
+                    raw_size = _U32.unpack_from(body)[0]
+                    sample = PerfSample(cpu, body[4:4 + raw_size])
+                elif rtype == PERF_RECORD_LOST and len(body) >= 16:
+                    sample = PerfSample(cpu, b"", lost=_U64.unpack_from(body, 8)[0])
+                else:
+                    continue
+                count += 1
+                if out is not None:
+                    out.append(sample)
+                if on_record is not None and _stops(on_record(sample)):
+                    return count, True
+        finally:
+            if tail != start:
+                area[_DATA_TAIL:_DATA_TAIL + 8] = _U64.pack(tail)
+        return count, False
+
+
+def _stops(result: object) -> bool:
+    """A non-zero int returned by a callback stops consumption (as in libbpf)."""
+    return isinstance(result, int) and result != 0
+
+
+#: ``sample_cb(cpu, data)``; a non-zero int return value stops consumption.
+SampleCallback = Callable[[int, bytes], object]
+#: ``lost_cb(cpu, count)``: ``count`` samples of ``cpu`` were dropped (ring full).
+LostCallback = Callable[[int, int], object]
 
 
 class PerfBuffer:
     """Per-CPU perf rings behind one perf event array map.
 
+    >>> pb = PerfBuffer(obj.maps["events"], pages=64,
+    ...                 sample_cb=lambda cpu, data: ..., lost_cb=lambda cpu, n: ...)
+    >>> pb.poll(timeout=0.1)        # callbacks run; the samples are returned too
+    >>> for s in pb.iter(timeout=1.0):   # or iterate PerfSample records
+    ...     ...
+
     ``pages`` (a power of two) is the data size of each CPU's ring.  The map
     stays owned by its creator; :meth:`close` empties its slots and closes
-    the perf events.
+    the perf events.  ``poll`` / ``iter`` take ``timeout`` in seconds or
+    ``timeout_ms=`` like libbpf's ``perf_buffer__poll``.
     """
 
-    def __init__(self, events: Map, pages: int = 8) -> None:
+    def __init__(self, events: Map, pages: int = 8, *,
+                 sample_cb: Optional[SampleCallback] = None,
+                 lost_cb: Optional[LostCallback] = None) -> None:
         if events.type != MapType.PERF_EVENT_ARRAY:
             raise NotSupportedError(f"a perf buffer over a {events._tname} map",
                                     detail=f"map {events.name!r} is not a PERF_EVENT_ARRAY")
         if pages <= 0 or pages & (pages - 1):
             raise ValueError(f"pages must be a power of two, got {pages}")
         self.map = events
+        self.sample_cb = sample_cb
+        self.lost_cb = lost_cb
         self._rings: List[_CpuRing] = []
+        self._by_fd: Dict[int, _CpuRing] = {}
         self._epoll: Optional["select.epoll"] = None
         try:
             ncpu = min(_sys.num_possible_cpus(), events.max_entries)
@@ -145,6 +226,7 @@ class PerfBuffer:
                 self._rings.append(ring)
                 events.update(cpu, ring.fd.fileno())
                 self._epoll.register(ring.fd.fileno(), select.EPOLLIN)
+                self._by_fd[ring.fd.fileno()] = ring
         except BaseException:
             self.close()
             raise
@@ -167,6 +249,7 @@ class PerfBuffer:
                     pass
             ring.close()
         self._rings = []
+        self._by_fd = {}
         if self._epoll is not None:
             self._epoll.close()
             self._epoll = None
@@ -181,31 +264,162 @@ class PerfBuffer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def consume(self, callback: Optional[Callable[[PerfSample], object]] = None,
-                limit: Optional[int] = None) -> List[PerfSample]:
-        """Every record now in the rings, CPU by CPU, oldest first within a CPU."""
+    def _check_open(self) -> "select.epoll":
         if self._epoll is None:
             raise StateError(f"perf buffer of map {self.map.name!r} is closed")
+        return self._epoll
+
+    def _dispatcher(self, callback: Optional[Callable[[PerfSample], object]]
+                    ) -> Optional[Callable[[PerfSample], object]]:
+        """One per-record function calling ``callback`` or sample_cb/lost_cb."""
+        if callback is not None:
+            return callback
+        sample_cb, lost_cb = self.sample_cb, self.lost_cb
+        if sample_cb is None and lost_cb is None:
+            return None
+
+        def dispatch(sample: PerfSample) -> object:
+            if sample.lost:
+                return lost_cb(sample.cpu, sample.lost) if lost_cb is not None else None
+            return sample_cb(sample.cpu, sample.data) if sample_cb is not None else None
+        return dispatch
+
+    def _consume(self, rings: List[_CpuRing], out: Optional[List[PerfSample]],
+                 callback: Optional[Callable[[PerfSample], object]],
+                 limit: Optional[int]) -> int:
+        on_record = self._dispatcher(callback)
+        total = 0
+        for ring in rings:
+            left = None if limit is None else limit - total
+            if left is not None and left <= 0:
+                break
+            count, stopped = ring.read(out, left, on_record)
+            total += count
+            if stopped:
+                break
+        return total
+
+    def consume(self, callback: Optional[Callable[[PerfSample], object]] = None,
+                limit: Optional[int] = None) -> List[PerfSample]:
+        """Every record now in the rings, CPU by CPU, oldest first within a CPU.
+
+        Each record is passed to ``callback`` (a :class:`PerfSample`) or, if
+        none is given, to the constructor's ``sample_cb`` / ``lost_cb``; the
+        records are also returned.
+        """
+        self._check_open()
+        out: List[PerfSample] = []
+        self._consume(self._rings, out, callback, limit)
+        return out
+
+    def consume_count(self, callback: Optional[Callable[[PerfSample], object]] = None,
+                      limit: Optional[int] = None) -> int:
+        """Like :meth:`consume` but returns only how many records were handled."""
+        self._check_open()
+        return self._consume(self._rings, None, callback, limit)
+
+    def consume_batch(self, limit: Optional[int] = None) -> List[PerfSample]:
+        """Every ready record (at most ``limit``) as one list; no callback is called."""
+        self._check_open()
         out: List[PerfSample] = []
         for ring in self._rings:
             left = None if limit is None else limit - len(out)
             if left is not None and left <= 0:
                 break
-            out.extend(ring.read(left))
-        if callback is not None:
-            for sample in out:
-                callback(sample)
+            ring.read(out, left, None)
         return out
 
+    def consume_cpu(self, cpu: int, callback: Optional[Callable[[PerfSample], object]] = None
+                    ) -> List[PerfSample]:
+        """The records of one CPU's ring only (libbpf's ``perf_buffer__consume_buffer``)."""
+        self._check_open()
+        rings = [ring for ring in self._rings if ring.cpu == cpu]
+        if not rings:
+            raise ValueError(f"perf buffer of map {self.map.name!r} has no ring for CPU {cpu}")
+        out: List[PerfSample] = []
+        self._consume(rings, out, callback, None)
+        return out
+
+    def wait(self, timeout: Optional[float] = None, *, timeout_ms: Optional[int] = None) -> bool:
+        """Block until a ring has data (or the timeout passes); True if one has."""
+        return bool(self._check_open().poll(timeout_seconds(timeout, timeout_ms)))
+
     def poll(self, timeout: Optional[float] = None,
-             callback: Optional[Callable[[PerfSample], object]] = None) -> List[PerfSample]:
-        """Wait up to ``timeout`` seconds (None: forever) for data, then :meth:`consume`."""
+             callback: Optional[Callable[[PerfSample], object]] = None, *,
+             timeout_ms: Optional[int] = None) -> List[PerfSample]:
+        """Wait up to ``timeout`` seconds (None: forever) for data, then consume it.
+
+        Only the rings epoll reports ready are read after a wait, as libbpf's
+        ``perf_buffer__poll`` does.
+        """
+        wait = timeout_seconds(timeout, timeout_ms)
         records = self.consume(callback)
         if records:
             return records
-        assert self._epoll is not None
-        self._epoll.poll(-1 if timeout is None else timeout)
-        return self.consume(callback)
+        epoll = self._check_open()
+        ready = [self._by_fd[fd] for fd, _ev in epoll.poll(wait) if fd in self._by_fd]
+        out: List[PerfSample] = []
+        self._consume(ready, out, callback, None)
+        return out
+
+    def iter(self, timeout: Optional[float] = None, *,
+             timeout_ms: Optional[int] = None) -> Iterator[PerfSample]:
+        """Yield :class:`PerfSample` records as they come (lost counts included).
+
+        Stops once nothing arrives within ``timeout`` (None: wait forever).
+        Each record is consumed as it is yielded, so leaving early loses
+        nothing.  Callbacks are not called.
+        """
+        wait = timeout_seconds(timeout, timeout_ms)
+        while True:
+            got = False
+            for ring in list(self._rings):
+                while True:
+                    one: List[PerfSample] = []
+                    self._check_open()
+                    if not ring.read(one, 1, None)[0]:
+                        break
+                    got = True
+                    yield one[0]
+            if got:
+                continue
+            if not self._check_open().poll(wait):
+                if not any(ring.pending() for ring in self._rings):
+                    return
+
+    def fileno(self) -> int:
+        """The epoll fd over all rings, for an outer event loop (readable when data is there)."""
+        return self._check_open().fileno()
+
+
+class PerfBufferBuilder:
+    """libbpf-rs style construction of a :class:`PerfBuffer`.
+
+    >>> pb = (PerfBufferBuilder(obj.maps["events"]).pages(64)
+    ...       .sample_cb(on_sample).lost_cb(on_lost).build())
+    """
+
+    def __init__(self, events: Map) -> None:
+        self._map = events
+        self._pages = 8
+        self._sample_cb: Optional[SampleCallback] = None
+        self._lost_cb: Optional[LostCallback] = None
+
+    def pages(self, pages: int) -> "PerfBufferBuilder":
+        self._pages = pages
+        return self
+
+    def sample_cb(self, callback: SampleCallback) -> "PerfBufferBuilder":
+        self._sample_cb = callback
+        return self
+
+    def lost_cb(self, callback: LostCallback) -> "PerfBufferBuilder":
+        self._lost_cb = callback
+        return self
+
+    def build(self) -> PerfBuffer:
+        return PerfBuffer(self._map, self._pages, sample_cb=self._sample_cb,
+                          lost_cb=self._lost_cb)
 
 
 def _online_cpus(limit: int) -> List[int]:

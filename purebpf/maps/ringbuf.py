@@ -18,6 +18,18 @@ program) -- and a u32 page offset used by the kernel only.  Records are
 stores the new ``consumer_pos`` so the kernel can reuse the space -- the same
 loop as libbpf's ``ringbuf_process_ring``.
 
+Callbacks and errors follow libbpf: the consumer position is moved past a
+record *before* its callback runs, so
+
+* a callback that returns a non-zero int stops the current consume/poll
+  after that record (the record counts as consumed, the rest stays queued);
+* a callback that raises has its record consumed too; the exception reaches
+  the caller, and the next :meth:`RingBuffer.consume` starts at the record
+  after it -- nothing is delivered twice, nothing after it is lost.
+
+Records are handed out as ``bytes`` copied out of the mapping, so they stay
+valid after the callback returns and after the kernel reuses the space.
+
 Positions are read and written as aligned 8-byte words of the shared
 mapping; on x86-64 (total store order) these plain accesses give the
 acquire/release ordering the protocol needs.
@@ -28,13 +40,14 @@ from __future__ import annotations
 import mmap
 import select
 import struct
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from purebpf.errors import NotSupportedError, StateError
 from purebpf.maps.map import Map
 from purebpf.uapi import MapType
 
-__all__ = ["RingBuffer", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE"]
+__all__ = ["RingBuffer", "RingCallback", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE",
+           "callback_stops", "timeout_seconds"]
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
@@ -42,41 +55,67 @@ HEADER_SIZE = 8
 
 _U64 = struct.Struct("=Q")
 _U32 = struct.Struct("=I")
+_LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
+
+#: ``callback(data)``; a non-zero int return value stops consumption.
+RingCallback = Callable[[bytes], object]
+
+
+def callback_stops(result: object) -> bool:
+    """True when a callback's return value asks to stop (a non-zero int, as in libbpf)."""
+    return isinstance(result, int) and result != 0
+
+
+def timeout_seconds(timeout: Optional[float], timeout_ms: Optional[int]) -> float:
+    """The epoll timeout in seconds from ``timeout`` (s) or ``timeout_ms``; -1 waits forever."""
+    if timeout_ms is not None:
+        if timeout is not None:
+            raise ValueError("give timeout (seconds) or timeout_ms, not both")
+        return -1.0 if timeout_ms < 0 else timeout_ms / 1000.0
+    if timeout is None or timeout < 0:
+        return -1.0
+    return float(timeout)
 
 
 class RingBuffer:
     """Consumer of one ring buffer map.
 
-    >>> rb = RingBuffer(obj.maps["events"])
-    >>> for record in rb.poll(timeout=1.0):   # bytes, oldest first
-    ...     handle(record)
+    >>> rb = RingBuffer(obj.maps["events"], callback=handle)
+    >>> rb.poll(timeout=1.0)                  # handle(bytes) per record
+    >>> for record in rb.iter(timeout=1.0):   # or: iterate, oldest first
+    ...     ...
 
     :meth:`consume` reads what is there without waiting; :meth:`poll` waits
-    (epoll on the map fd) until data arrives or ``timeout`` seconds pass.
+    (epoll on the map fd) until data arrives or ``timeout`` seconds pass
+    (``timeout_ms=`` is accepted too, like libbpf's ``ring_buffer__poll``).
+    :meth:`consume_batch` returns every ready record as a list in one call.
     The map stays owned by its creator; :meth:`close` only unmaps.
     """
 
-    def __init__(self, ring: Map) -> None:
+    def __init__(self, ring: Map, callback: Optional[RingCallback] = None) -> None:
         if ring.type != MapType.RINGBUF:
             raise NotSupportedError(f"a ring buffer reader over a {ring._tname} map",
                                     detail=f"map {ring.name!r} is not a RINGBUF")
         self.map = ring
+        self.callback = callback
         self.size = ring.max_entries
         self._mask = self.size - 1
         page = mmap.PAGESIZE
+        self._page = page
+        self._epoll: Optional["select.epoll"] = None
+        self._producer: Optional[mmap.mmap] = None
         fd = ring.fileno()
         self._consumer: Optional[mmap.mmap] = mmap.mmap(
             fd, page, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
         try:
-            self._producer: Optional[mmap.mmap] = mmap.mmap(
+            self._producer = mmap.mmap(
                 fd, page + 2 * self.size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ,
                 offset=page)
-            self._epoll: Optional["select.epoll"] = select.epoll()
+            self._epoll = select.epoll()
             self._epoll.register(fd, select.EPOLLIN)
         except BaseException:
-            self._consumer.close()
+            self.close()
             raise
-        self._page = page
 
     @property
     def closed(self) -> bool:
@@ -99,7 +138,7 @@ class RingBuffer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _areas(self) -> "tuple[mmap.mmap, mmap.mmap]":
+    def _areas(self) -> Tuple[mmap.mmap, mmap.mmap]:
         if self._consumer is None or self._producer is None:
             raise StateError(f"ring buffer reader of map {self.map.name!r} is closed")
         return self._consumer, self._producer
@@ -109,44 +148,138 @@ class RingBuffer:
         consumer, producer = self._areas()
         return int(_U64.unpack_from(producer, 0)[0] - _U64.unpack_from(consumer, 0)[0])
 
-    def consume(self, callback: Optional[Callable[[bytes], object]] = None,
-                limit: Optional[int] = None) -> List[bytes]:
-        """Read every committed record now in the buffer (at most ``limit``).
+    def _drain(self, out: Optional[List[bytes]], callback: Optional[RingCallback],
+               limit: Optional[int]) -> Tuple[int, bool]:
+        """The consume loop: returns (records handed out, stopped by the callback).
 
-        Returns them (oldest first) and, if given, calls ``callback`` with each.
-        Discarded records are skipped; reading stops at a record still being
-        written.
+        ``consumer_pos`` is stored once at the end (or when a callback
+        raises) rather than after each record: the kernel then sees the space
+        freed a little later, but sees exactly the same positions.
         """
         consumer, producer = self._areas()
         data_start = self._page
+        mask = self._mask
+        unpack_len = _U32.unpack_from
         cons = _U64.unpack_from(consumer, 0)[0]
-        prod = _U64.unpack_from(producer, 0)[0]
+        start = cons
+        count = 0
+        stopped = False
+        try:
+            while True:
+                prod = _U64.unpack_from(producer, 0)[0]
+                if cons >= prod:
+                    break
+                while cons < prod:
+                    if limit is not None and count >= limit:
+                        return count, stopped
+                    at = data_start + (cons & mask)
+                    length = unpack_len(producer, at)[0]
+                    if length & BUSY_BIT:
+                        return count, stopped
+                    size = length & _LEN_MASK
+                    cons += (size + HEADER_SIZE + 7) & ~7
+                    if length & DISCARD_BIT:
+                        continue
+                    record = producer[at + HEADER_SIZE:at + HEADER_SIZE + size]
+                    count += 1
+                    if out is not None:
+                        out.append(record)
+                    if callback is not None and callback_stops(callback(record)):
+                        stopped = True
+                        return count, stopped
+        finally:
+            if cons != start:
+                consumer[0:8] = _U64.pack(cons)
+        return count, stopped
+
+    def consume(self, callback: Optional[RingCallback] = None,
+                limit: Optional[int] = None) -> List[bytes]:
+        """Read every committed record now in the buffer (at most ``limit``).
+
+        Returns them (oldest first) and calls ``callback`` (or the one given
+        to the constructor) with each.  Discarded records are skipped;
+        reading stops at a record still being written, after ``limit``
+        records, or after a callback returned a non-zero int.
+        """
         out: List[bytes] = []
-        while cons < prod and (limit is None or len(out) < limit):
-            at = data_start + (cons & self._mask)
-            length = _U32.unpack_from(producer, at)[0]
-            if length & BUSY_BIT:
-                break
-            size = length & ~(BUSY_BIT | DISCARD_BIT)
-            if not length & DISCARD_BIT:
-                record = producer[at + HEADER_SIZE:at + HEADER_SIZE + size]
-                out.append(record)
-                if callback is not None:
-                    callback(record)
-            cons += (size + HEADER_SIZE + 7) & ~7
-            consumer[0:8] = _U64.pack(cons)
+        self._drain(out, callback if callback is not None else self.callback, limit)
         return out
 
-    def poll(self, timeout: Optional[float] = None,
-             callback: Optional[Callable[[bytes], object]] = None) -> List[bytes]:
-        """Wait up to ``timeout`` seconds (None: forever) for data, then :meth:`consume`."""
+    def consume_count(self, callback: Optional[RingCallback] = None,
+                      limit: Optional[int] = None) -> int:
+        """Like :meth:`consume` but only counts (libbpf's ``ring_buffer__consume`` result)."""
+        return self._drain(None, callback if callback is not None else self.callback, limit)[0]
+
+    def consume_batch(self, limit: Optional[int] = None) -> List[bytes]:
+        """Every ready record (at most ``limit``) as one list; no callback is called."""
+        out: List[bytes] = []
+        self._drain(out, None, limit)
+        return out
+
+    def wait(self, timeout: Optional[float] = None, *, timeout_ms: Optional[int] = None) -> bool:
+        """Block until the kernel signals data (or the timeout passes); True if signalled."""
         self._areas()
+        assert self._epoll is not None
+        return bool(self._epoll.poll(timeout_seconds(timeout, timeout_ms)))
+
+    def poll(self, timeout: Optional[float] = None,
+             callback: Optional[RingCallback] = None, *,
+             timeout_ms: Optional[int] = None) -> List[bytes]:
+        """Wait up to ``timeout`` seconds (None: forever) for data, then :meth:`consume`."""
+        wait = timeout_seconds(timeout, timeout_ms)
         records = self.consume(callback)
         if records:
             return records
         assert self._epoll is not None
-        self._epoll.poll(-1 if timeout is None else timeout)
+        self._epoll.poll(wait)
         return self.consume(callback)
+
+    def _records(self) -> Iterator[bytes]:
+        """Ready records one by one, each consumed just before it is yielded."""
+        while True:
+            consumer, producer = self._areas()
+            cons = _U64.unpack_from(consumer, 0)[0]
+            if cons >= _U64.unpack_from(producer, 0)[0]:
+                return
+            at = self._page + (cons & self._mask)
+            length = _U32.unpack_from(producer, at)[0]
+            if length & BUSY_BIT:
+                return
+            size = length & _LEN_MASK
+            record = None
+            if not length & DISCARD_BIT:
+                record = producer[at + HEADER_SIZE:at + HEADER_SIZE + size]
+            consumer[0:8] = _U64.pack(cons + ((size + HEADER_SIZE + 7) & ~7))
+            if record is not None:
+                yield record
+
+    def iter(self, timeout: Optional[float] = None, *,
+             timeout_ms: Optional[int] = None) -> Iterator[bytes]:
+        """Yield records as they come; stop once none arrives within ``timeout``.
+
+        ``timeout=None`` waits forever.  Each record is consumed as it is
+        yielded, so leaving the loop early loses nothing.
+        """
+        wait = timeout_seconds(timeout, timeout_ms)
+        while True:
+            got = False
+            for record in self._records():
+                got = True
+                yield record
+            if got:
+                continue
+            assert self._epoll is not None
+            if not self._epoll.poll(wait):
+                got = False
+                for record in self._records():
+                    got = True
+                    yield record
+                if not got:
+                    return
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The records ready now, consumed one by one (no waiting)."""
+        return self._records()
 
     def fileno(self) -> int:
         """The map fd, for use in an outer event loop (readable when data is there)."""
