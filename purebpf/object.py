@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from purebpf.btf import Btf
     from purebpf.loader.linker import KfuncTarget, KsymTarget
     from purebpf.maps import GlobalData, Map
+    from purebpf.link import Link
     from purebpf.spec import (
         DataSectionSpec,
         ExternSpec,
@@ -361,6 +362,7 @@ class Object:
         self._section_maps = section_maps
         self._closed = False
         self._struct_ops: Dict[str, bytes] = {}
+        self._links: Dict[str, "Link"] = {}
 
     @property
     def btf_fd(self) -> "Optional[FD]":
@@ -439,11 +441,43 @@ class Object:
             raise
         return paths
 
+    def attach_all(self) -> Dict[str, "Link"]:
+        """Attach every loaded program whose section name says where (libbpf's
+        skeleton ``attach``: programs without an auto-attach target, such as
+        ``SEC("xdp")`` or ``SEC("perf_event")``, are skipped).
+
+        Returns the new links by program name; the Object keeps them and
+        closes them first in :meth:`close`.  All or nothing: on failure the
+        links made by this call are closed and the error raised.
+        """
+        self._check()
+        from purebpf.link import attach_program, can_auto_attach
+
+        made: Dict[str, "Link"] = {}
+        try:
+            for name, prog in self.programs.items():
+                if name in self._links or not can_auto_attach(prog):
+                    continue
+                made[name] = attach_program(prog)
+        except BaseException:
+            for link in made.values():
+                _close_quietly(link)
+            raise
+        self._links.update(made)
+        return made
+
+    @property
+    def links(self) -> Dict[str, "Link"]:
+        """The links :meth:`attach_all` made, by program name."""
+        return dict(self._links)
+
     def close(self) -> None:
         """Close every fd (idempotent).  Pinned objects live on in the kernel."""
         if self._closed:
             return
         self._closed = True
+        for link in self._links.values():
+            _close_quietly(link)
         for view in self._views.values():
             _close_quietly(view)
         for prog in self.programs.values():

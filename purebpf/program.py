@@ -24,6 +24,7 @@ from purebpf.uapi import ProgType
 
 if TYPE_CHECKING:  # pragma: no cover
     from purebpf.insn import Instruction
+    from purebpf.link import Link
     from purebpf.spec import ProgramSpec
     from purebpf.syscall import FD
 
@@ -271,6 +272,15 @@ class Program:
                                        flags=flags, cpu=cpu)
         return TestRunResult(retval=int(res.retval), duration_ns=int(res.duration_ns),
                              data_out=bytes(res.data_out), ctx_out=bytes(res.ctx_out))
+
+    # -- attaching -------------------------------------------------------------
+
+    def attach(self, **kwargs: Any) -> "Link":
+        """Attach where the section name says, or as ``kwargs`` say
+        (:func:`purebpf.link.attach_program`); returns the live :class:`~purebpf.link.Link`."""
+        from purebpf.link import attach_program
+
+        return attach_program(self, **kwargs)
 
     # -- lifetime --------------------------------------------------------------
 
