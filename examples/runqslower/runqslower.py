@@ -21,10 +21,12 @@ whole user-space side, in the same steps as the libbpf-rs example:
    sees them as constants;
 2. load it (maps created, CO-RE relocations applied against the running
    kernel's BTF, programs verified);
-3. attach the three programs to their BTF tracepoints;
+3. attach the three programs to their BTF tracepoints
+   (``Object.attach_all()``, libbpf's skeleton attach);
 4. read ``struct event`` records from the ``events`` map with a
-   :class:`purebpf.PerfBuffer` and print them until Ctrl-C (or
-   ``--duration``).
+   :class:`purebpf.PerfBuffer` (built like libbpf-rs's ``PerfBufferBuilder``:
+   ``sample_cb(cpu, data)``, ``lost_cb(cpu, count)``) and print them until
+   Ctrl-C (or ``--duration``).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ import struct
 import sys
 import time
 from types import FrameType
-from typing import Any, List, Optional, Sequence
+from typing import Optional, Sequence
 
-import purebpf
-from purebpf.errors import PurebpfError
+from purebpf.errors import PurebpfError, StateError
+from purebpf.maps import PerfBuffer, PerfBufferBuilder
+from purebpf.object import open_object
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OBJECT = os.path.join(HERE, "runqslower.bpf.o")
@@ -96,21 +99,6 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def attach(program: Any) -> Any:
-    """Attach a tp_btf program; returns what keeps it attached (has ``close()``).
-
-    ``Program.attach()`` picks the mechanism from the section name.  Where
-    the library has no attach API, a tp_btf program is attached directly
-    with BPF_RAW_TRACEPOINT_OPEN and no name: its target tracepoint is the
-    BTF id it was loaded with.
-    """
-    if hasattr(program, "attach"):
-        return program.attach()
-    from purebpf.syscall.commands import raw_tracepoint_open
-
-    return raw_tracepoint_open(None, program.fd)
-
-
 def format_event(data: bytes, previous: bool) -> str:
     task, prev_task, pid, prev_pid, delta_us = EVENT.unpack_from(data)
     comm = task.split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -121,46 +109,55 @@ def format_event(data: bytes, previous: bool) -> str:
     return line
 
 
+def print_event(data: bytes, previous: bool) -> None:
+    """sample_cb: one ``struct event`` from the BPF program."""
+    if len(data) >= EVENT.size:
+        print(format_event(data, previous), flush=True)
+
+
+def print_lost(cpu: int, count: int) -> None:
+    """lost_cb: the kernel dropped ``count`` events because CPU ``cpu``'s ring was full."""
+    print(f"lost {count} events on CPU #{cpu}", file=sys.stderr, flush=True)
+
+
+PROGRAMS = ("handle_sched_wakeup", "handle_sched_wakeup_new", "handle_sched_switch")
+
+
 def run(args: argparse.Namespace) -> int:
     """Open, configure, load, attach, then print events until told to stop."""
-    links: List[Any] = []
-    perf: Optional[purebpf.PerfBuffer] = None
-    with purebpf.open_object(OBJECT) as opened:
+    with open_object(OBJECT) as opened:
         opened.rodata["min_us"] = args.min_us
         opened.rodata["targ_pid"] = args.tid
         opened.rodata["targ_tgid"] = args.pid
         with opened.load() as obj:
-            try:
-                for name in ("handle_sched_wakeup", "handle_sched_wakeup_new",
-                             "handle_sched_switch"):
-                    links.append(attach(obj.programs[name]))
-                perf = purebpf.PerfBuffer(obj.maps["events"], pages=64)
+            # Like a libbpf skeleton's attach: each tp_btf/NAME program is
+            # attached to the BTF tracepoint it was loaded for.  The links
+            # belong to `obj`, which closes them first when it is closed.
+            links = obj.attach_all()
+            if sorted(links) != sorted(PROGRAMS):
+                raise StateError(f"expected links for {sorted(PROGRAMS)}, made {sorted(links)}")
+            with (PerfBufferBuilder(obj.maps["events"])
+                  .pages(64)
+                  .sample_cb(lambda cpu, data: print_event(data, args.previous))
+                  .lost_cb(print_lost)
+                  .build()) as perf:
                 print(f"Tracing run queue latency higher than {args.min_us} us", flush=True)
                 print(HEADER_PREV if args.previous else HEADER, flush=True)
                 _loop(perf, args)
-            finally:
-                if perf is not None:
-                    perf.close()
-                for link in reversed(links):
-                    link.close()
     return 0
 
 
-def _loop(perf: "purebpf.PerfBuffer", args: argparse.Namespace) -> None:
+def _loop(perf: PerfBuffer, args: argparse.Namespace) -> None:
+    """Poll the perf buffer (its callbacks print) until the duration is over."""
     deadline = None if args.duration is None else time.monotonic() + args.duration
     while True:
-        timeout = 0.1
+        timeout_ms = 100
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            timeout = min(timeout, left)
-        for sample in perf.poll(timeout):
-            if sample.lost:
-                print(f"lost {sample.lost} events on CPU #{sample.cpu}",
-                      file=sys.stderr, flush=True)
-            elif len(sample.data) >= EVENT.size:
-                print(format_event(sample.data, args.previous), flush=True)
+            timeout_ms = min(timeout_ms, max(1, int(left * 1000)))
+        perf.poll(timeout_ms=timeout_ms)
 
 
 def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
@@ -173,6 +170,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run(args)
     except (KeyboardInterrupt, Stop):
+        return 0
+    except BrokenPipeError:
+        # The reader went away (`runqslower | head`): stop quietly, and keep
+        # the interpreter from complaining while flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except PurebpfError as exc:
         print(f"runqslower: {exc}", file=sys.stderr)
