@@ -7,22 +7,25 @@ tasks wait on that CPU's run queue for milliseconds.
 
 Oracles: the kernel's scheduler (the load really waits), /proc (the thread
 ids of the processes the test started: a ``-t``/``-p`` run may print only
-those), and the classic tool's output format (``TIME COMM TID LAT(us)``
+those), bpftool (the programs, links and .rodata values the kernel holds while
+the example runs), and the classic tool's output format (``TIME COMM TID LAT(us)``
 columns, every latency above the threshold).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Set, Tuple
+from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -43,6 +46,7 @@ LINE = re.compile(r"^(?P<time>\d\d:\d\d:\d\d) (?P<comm>.{16}) (?P<tid>\d+) +(?P<
 #: Generous bound on how long one example run may take before the test
 #: gives up on it (a hang guard, not a speed check).
 HANG_GUARD = 300.0
+BPFTOOL = os.environ.get("BPFTOOL", "bpftool")
 #: CPU the load is pinned to.
 CPU = 0
 
@@ -170,9 +174,25 @@ def test_pid_filter_with_previous_task() -> None:
         assert int(m["prev_tid"]) != int(m["tid"]), m.string
 
 
-def test_ctrl_c_exits_cleanly() -> None:
-    with subprocess.Popen([sys.executable, str(SCRIPT), "1000"], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+def bpftool_json(*args: str) -> Any:
+    out = subprocess.run([BPFTOOL, *args, "-j"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def our_programs(before: Set[int]) -> Dict[str, Dict[str, Any]]:
+    """The example's programs (by name) among those loaded since ``before``."""
+    return {p["name"]: p for p in bpftool_json("prog", "show")
+            if p["id"] not in before and p.get("name", "").startswith("handle_sched")}
+
+
+def test_kernel_view_and_ctrl_c() -> None:
+    """While it runs, bpftool sees what the example set up; Ctrl-C ends it cleanly."""
+    if shutil.which(BPFTOOL) is None:
+        pytest.fail(f"oracle {BPFTOOL} not found")
+    before = {p["id"] for p in bpftool_json("prog", "show")}
+    with subprocess.Popen([sys.executable, str(SCRIPT), "-t", "77", "-p", "88", "4321"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
         try:
             out = b""
             fd = proc.stdout.fileno() if proc.stdout is not None else -1
@@ -183,6 +203,25 @@ def test_ctrl_c_exits_cleanly() -> None:
                 if ready:
                     out += os.read(fd, 65536)
             assert HEADER.encode() in out, out
+
+            progs = our_programs(before)
+            assert sorted(progs) == ["handle_sched_switch", "handle_sched_wakeup",
+                                     "handle_sched_wakeup_new"], progs
+            assert {p["type"] for p in progs.values()} == {"tracing"}
+            # One raw-tracepoint link per program, on the tracepoint its section names.
+            links = {link["prog_id"]: link for link in bpftool_json("link", "show")}
+            for name, prog in progs.items():
+                assert links[prog["id"]]["tp_name"] == name[len("handle_"):], links.get(prog["id"])
+            # The frozen .rodata map holds the command line's values.
+            maps = [bpftool_json("map", "show", "id", str(i)) for i in progs["handle_sched_switch"]["map_ids"]]
+            rodata = [m for m in maps if m["name"].endswith(".rodata")]
+            assert len(rodata) == 1 and rodata[0]["frozen"] == 1, maps
+            dump = bpftool_json("map", "dump", "id", str(rodata[0]["id"]))
+            values: Dict[str, int] = {}
+            for var in dump[0]["formatted"]["value"][".rodata"]:
+                values.update(var)
+            assert values == {"min_us": 4321, "targ_pid": 77, "targ_tgid": 88}, dump
+
             proc.send_signal(signal.SIGINT)
             rest, err = proc.communicate(timeout=HANG_GUARD)
         finally:
@@ -193,6 +232,13 @@ def test_ctrl_c_exits_cleanly() -> None:
     assert b"Traceback" not in err, err
     for line in (out + rest).decode().splitlines()[2:]:
         assert LINE.match(line), line
+    # The kernel frees programs asynchronously once their last fd is closed.
+    for _ in range(2000):  # bounded
+        left = our_programs(before)
+        if not left:
+            break
+        time.sleep(0.05)
+    assert not left, f"programs left loaded after exit: {sorted(left)}"
 
 
 @pytest.mark.parametrize("args", [["-p", "0"], ["-t", "x"], ["-5"], ["abc"]])
