@@ -39,6 +39,11 @@ def attach_error(exc: KernelError, target: str, *, hint: Optional[str] = None,
                        hint=hint or getattr(exc, "hint", None), detail=detail)
 
 
+#: ``enum bpf_perf_event_type`` (``BPF_PERF_EVENT_*``)
+_PERF_EVENT_TYPES = {0: "UNSPEC", 1: "UPROBE", 2: "URETPROBE", 3: "KPROBE", 4: "KRETPROBE",
+                     5: "TRACEPOINT", 6: "EVENT"}
+
+
 def _link_type_name(value: int) -> str:
     try:
         return LinkType(value).name
@@ -129,9 +134,11 @@ class Link:
         return self._id
 
     def info(self) -> Dict[str, Any]:
-        """``struct bpf_link_info`` decoded: ``type``, ``id``, ``prog_id`` and
-        the fields of the link type's union member (plus ``target_name`` where
-        the kernel reports one)."""
+        """``struct bpf_link_info`` decoded: ``type`` (``"TRACING"``...),
+        ``id``, ``prog_id``, the link type's union member as a nested dict
+        under its uapi name (``info()["tracing"]["attach_type"]``; for perf
+        links only the member matching ``perf_event_type``), and
+        ``target_name`` where the kernel reports one (tracepoint, file, iterator)."""
         from purebpf.syscall import commands
 
         fd = self.fd
@@ -143,8 +150,16 @@ class Link:
             7: "perf_event", 8: "kprobe_multi", 9: "struct_ops", 10: "netfilter", 11: "tcx",
             12: "uprobe_multi", 13: "netkit", 14: "sockmap",
         }.get(ltype)
-        if member is not None:
-            out.update(_struct_dict(getattr(raw, member)))
+        if member == "perf_event":
+            pe = raw.perf_event
+            ptype = int(pe.type)
+            sub = {1: "uprobe", 2: "uprobe", 3: "kprobe", 4: "kprobe", 5: "tracepoint", 6: "event"}.get(ptype)
+            fields: Dict[str, Any] = {"perf_event_type": _PERF_EVENT_TYPES.get(ptype, str(ptype))}
+            if sub is not None:
+                fields.update(_struct_dict(getattr(pe, sub)))
+            out["perf_event"] = fields
+        elif member is not None:
+            out[member] = _struct_dict(getattr(raw, member))
         try:
             name = commands.link_target_name(fd)
         except KernelError:
