@@ -185,8 +185,10 @@ def our_programs(before: Set[int]) -> Dict[str, Dict[str, Any]]:
             if p["id"] not in before and p.get("name", "").startswith("handle_sched")}
 
 
-def test_kernel_view_and_ctrl_c() -> None:
-    """While it runs, bpftool sees what the example set up; Ctrl-C ends it cleanly."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_kernel_view_and_clean_stop(stop: int) -> None:
+    """While it runs, bpftool sees what the example set up; Ctrl-C (or
+    SIGTERM) ends it cleanly, with exit code 0, and its programs go away."""
     if shutil.which(BPFTOOL) is None:
         pytest.fail(f"oracle {BPFTOOL} not found")
     before = {p["id"] for p in bpftool_json("prog", "show")}
@@ -222,7 +224,7 @@ def test_kernel_view_and_ctrl_c() -> None:
                 values.update(var)
             assert values == {"min_us": 4321, "targ_pid": 77, "targ_tgid": 88}, dump
 
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(stop)
             rest, err = proc.communicate(timeout=HANG_GUARD)
         finally:
             if proc.poll() is None:
