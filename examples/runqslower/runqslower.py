@@ -9,7 +9,7 @@ being woken up and getting a CPU (its *run-queue latency*)::
     TIME     COMM             TID           LAT(us)
     12:30:01 kworker/0:1      51               1520
 
-usage: runqslower.py [-h] [-p PID] [-t TID] [-P] [--duration SECONDS] [min_us]
+usage: runqslower.py [-h] [-p PID] [-t TID] [-P] [-v] [--duration SECONDS] [min_us]
 
 The work is done by runqslower.bpf.o (built from runqslower.bpf.c by
 build.sh): three tp_btf programs on sched_wakeup, sched_wakeup_new and
@@ -32,6 +32,7 @@ whole user-space side, in the same steps as the libbpf-rs example:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import struct
@@ -75,6 +76,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="thread ID to trace")
     parser.add_argument("-P", "--previous", action="store_true",
                         help="also show previous task name and TID")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show purebpf's debug log messages")
     parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                         help="stop after this many seconds (default: run until Ctrl-C)")
     parser.add_argument("min_us", nargs="?", type=_non_negative, default=10000,
@@ -166,6 +169,8 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return run(args)
