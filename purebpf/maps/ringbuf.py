@@ -148,49 +148,106 @@ class RingBuffer:
         consumer, producer = self._areas()
         return int(_U64.unpack_from(producer, 0)[0] - _U64.unpack_from(consumer, 0)[0])
 
+    def _collect(self, limit: Optional[int]
+                 ) -> Tuple[List[bytes], Callable[[int], int], int, int]:
+        """Copy out the committed records at the consumer position.
+
+        Returns ``(records, pos_after, start, end)``: the records (at most
+        ``limit``), ``pos_after(i)`` the consumer position just past record
+        ``i``, the position they start at and ``end``, the position past
+        everything taken (trailing discarded records included).  Nothing is
+        stored here.
+
+        The pending bytes are copied out in one piece (the data area is
+        mapped twice, so they are contiguous) and parsed from that copy.
+        Committed records are then copied a second time: data written before
+        the kernel cleared a busy bit is complete by then, whatever order the
+        first copy read it in.  When every record has the same length (the
+        usual fixed-size event struct) the headers are checked in one
+        C-level pass over a ``memoryview``.
+        """
+        consumer, producer = self._areas()
+        cons = _U64.unpack_from(consumer, 0)[0]
+        avail = min(_U64.unpack_from(producer, 0)[0] - cons, self.size)
+        if avail <= 0:
+            return [], lambda i: cons, cons, cons
+        at = self._page + (cons & self._mask)
+        chunk = producer[at:at + avail]
+        first = _U32.unpack_from(chunk, 0)[0]
+        want = avail if limit is None else limit
+        if not first & (BUSY_BIT | DISCARD_BIT) and first:
+            step = (first + HEADER_SIZE + 7) & ~7
+            count = min(avail // step, want)
+            if count > 1:
+                with memoryview(chunk) as view, view.cast("I") as words:
+                    with words[:count * step // 4:step // 4] as lengths:
+                        uniform = lengths.tobytes() == _U32.pack(first) * count
+                if uniform:
+                    chunk = producer[at:at + count * step]
+                    records = [chunk[i:i + first]
+                               for i in range(HEADER_SIZE, count * step, step)]
+                    return records, lambda i: cons + (i + 1) * step, cons, cons + count * step
+        # records of varying length, discarded or busy ones: one by one
+        offsets: List[Tuple[int, int]] = []
+        ends: List[int] = []
+        pos = 0
+        while pos < avail and len(offsets) < want:
+            length = _U32.unpack_from(chunk, pos)[0]
+            if length & BUSY_BIT:
+                break
+            size = length & _LEN_MASK
+            nxt = pos + ((size + HEADER_SIZE + 7) & ~7)
+            if nxt > avail:  # a header past producer_pos: not ours to read yet
+                break
+            if not length & DISCARD_BIT:
+                offsets.append((pos + HEADER_SIZE, size))
+                ends.append(cons + nxt)
+            pos = nxt
+        if offsets:
+            chunk = producer[at:at + pos]
+        records = [chunk[o:o + n] for o, n in offsets]
+        return records, ends.__getitem__, cons, cons + pos
+
+    def _store(self, pos: int) -> None:
+        consumer, _producer = self._areas()
+        consumer[0:8] = _U64.pack(pos)
+
     def _drain(self, out: Optional[List[bytes]], callback: Optional[RingCallback],
                limit: Optional[int]) -> Tuple[int, bool]:
         """The consume loop: returns (records handed out, stopped by the callback).
 
-        ``consumer_pos`` is stored once at the end (or when a callback
-        raises) rather than after each record: the kernel then sees the space
-        freed a little later, but sees exactly the same positions.
+        Like libbpf's ``ringbuf_process_ring`` it goes on while producers add
+        records.  ``consumer_pos`` is stored after each batch, and -- before
+        the exception propagates or the loop stops -- just past the record
+        whose callback raised or returned non-zero.
         """
-        consumer, producer = self._areas()
-        data_start = self._page
-        mask = self._mask
-        unpack_len = _U32.unpack_from
-        cons = _U64.unpack_from(consumer, 0)[0]
-        start = cons
-        count = 0
-        stopped = False
-        try:
-            while True:
-                prod = _U64.unpack_from(producer, 0)[0]
-                if cons >= prod:
-                    break
-                while cons < prod:
-                    if limit is not None and count >= limit:
-                        return count, stopped
-                    at = data_start + (cons & mask)
-                    length = unpack_len(producer, at)[0]
-                    if length & BUSY_BIT:
-                        return count, stopped
-                    size = length & _LEN_MASK
-                    cons += (size + HEADER_SIZE + 7) & ~7
-                    if length & DISCARD_BIT:
-                        continue
-                    record = producer[at + HEADER_SIZE:at + HEADER_SIZE + size]
-                    count += 1
-                    if out is not None:
-                        out.append(record)
-                    if callback is not None and callback_stops(callback(record)):
-                        stopped = True
-                        return count, stopped
-        finally:
-            if cons != start:
-                consumer[0:8] = _U64.pack(cons)
-        return count, stopped
+        total = 0
+        while limit is None or total < limit:
+            records, pos_after, start, end = self._collect(
+                None if limit is None else limit - total)
+            if not records:
+                if end != start:
+                    self._store(end)  # only discarded records
+                    continue
+                return total, False
+            if callback is not None:
+                i = -1
+                try:
+                    for i, record in enumerate(records):
+                        result = callback(record)
+                        if result and isinstance(result, int):
+                            self._store(pos_after(i))
+                            if out is not None:
+                                out.extend(records[:i + 1])
+                            return total + i + 1, True
+                except BaseException:
+                    self._store(pos_after(i) if i >= 0 else start)
+                    raise
+            self._store(end)
+            if out is not None:
+                out.extend(records)
+            total += len(records)
+        return total, False
 
     def consume(self, callback: Optional[RingCallback] = None,
                 limit: Optional[int] = None) -> List[bytes]:
@@ -235,23 +292,29 @@ class RingBuffer:
         return self.consume(callback)
 
     def _records(self) -> Iterator[bytes]:
-        """Ready records one by one, each consumed just before it is yielded."""
+        """Ready records one by one; the position is stored as they are taken.
+
+        The consumer position is written after each batch and, if the
+        iteration stops early, when the generator is closed (at the latest
+        when it is garbage-collected), so no record is lost or repeated.
+        """
         while True:
-            consumer, producer = self._areas()
-            cons = _U64.unpack_from(consumer, 0)[0]
-            if cons >= _U64.unpack_from(producer, 0)[0]:
+            records, pos_after, start, end = self._collect(None)
+            if not records:
+                if end != start:
+                    self._store(end)
+                    continue
                 return
-            at = self._page + (cons & self._mask)
-            length = _U32.unpack_from(producer, at)[0]
-            if length & BUSY_BIT:
-                return
-            size = length & _LEN_MASK
-            record = None
-            if not length & DISCARD_BIT:
-                record = producer[at + HEADER_SIZE:at + HEADER_SIZE + size]
-            consumer[0:8] = _U64.pack(cons + ((size + HEADER_SIZE + 7) & ~7))
-            if record is not None:
-                yield record
+            done = -1
+            try:
+                for done, record in enumerate(records):
+                    yield record
+                done = -2
+            finally:
+                if done == -2:
+                    self._store(end)
+                elif not self.closed:
+                    self._store(pos_after(done) if done >= 0 else start)
 
     def iter(self, timeout: Optional[float] = None, *,
              timeout_ms: Optional[int] = None) -> Iterator[bytes]:
