@@ -487,3 +487,71 @@ def test_fentry(build: Dict[str, Path], no_leaks: None) -> None:
             assert link.info()["type"] == "TRACING"
             _wait_for(lambda: int(o.bss["fentry_hits"]), 0, _switch)
             assert int(o.bss["fentry_hits"]) > 0
+
+
+# -- legacy path, detach, tcx -----------------------------------------------------------
+
+
+@root_only
+def test_tracepoint_legacy_ioctl_fallback(obj: Object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel without perf links says EINVAL to BPF_LINK_CREATE(BPF_PERF_EVENT):
+    the program is then set with PERF_EVENT_IOC_SET_BPF on the real perf event."""
+    real = commands.link_create
+
+    def no_perf_links(prog_fd: Any, target_fd: int, attach_type: Any, **kw: Any) -> Any:
+        if int(attach_type) == 41:  # BPF_PERF_EVENT
+            raise KernelError(errno.EINVAL, "BPF_LINK_CREATE")
+        return real(prog_fd, target_fd, attach_type, **kw)
+
+    monkeypatch.setattr(commands, "link_create", no_perf_links)
+    before = _link_ids()
+    with obj.programs["on_getpid"].attach() as link:
+        assert link.legacy and link.perf_fd is not None
+        assert _our_links(_link_ids() - before) == []  # no BPF link: the perf event carries it
+        start = int(obj.bss["tp_hits"])
+        _getpids(100)
+        assert int(obj.bss["tp_hits"]) - start == 100
+        with pytest.raises(StateError):
+            link.pin("/sys/fs/bpf/never")
+    start = int(obj.bss["tp_hits"])
+    _getpids(100)
+    assert int(obj.bss["tp_hits"]) == start
+
+
+@root_only
+def test_detach_where_the_kernel_has_none(obj: Object) -> None:
+    with obj.programs["on_getpid"].attach() as link:
+        try:
+            link.detach()
+        except NotSupportedError as exc:
+            assert "perf_event" in str(exc) or "tracepoint" in str(exc)
+        else:  # a kernel that can detach perf links: it must stop firing
+            start = int(obj.bss["tp_hits"])
+            _getpids(10)
+            assert int(obj.bss["tp_hits"]) == start
+
+
+@root_only
+def test_tcx_ingress_on_lo(obj: Object) -> None:
+    import socket
+
+    from purebpf.link import attach_tcx
+
+    try:
+        link = attach_tcx(obj.programs["on_ingress"], "lo")
+    except AttachError as exc:
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            pytest.skip("kernel feature missing: tcx links (Linux 6.6)")
+        raise
+    with link:
+        info = link.info()
+        assert info["type"] == "TCX" and info["tcx"]["ifindex"] == socket.if_nametoindex("lo")
+        shown = _bpftool_link("id", str(link.id))
+        assert shown["prog_id"] == obj.programs["on_ingress"].id
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            rx.bind(("127.0.0.1", 0))
+            for _ in range(5):
+                tx.sendto(b"x", rx.getsockname())
+                rx.recv(16)
+        assert int(obj.bss["tcx_hits"]) >= 5

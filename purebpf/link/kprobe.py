@@ -62,4 +62,4 @@ def attach_kprobe(program: "Program", function: Optional[str] = None, *, offset:
                           detail=f"{kind} program {program.name!r}") from exc
     finally:
         del name_buf
-    return attach_perf_fd(program, perf_fd, kind=kind, target=target, cookie=cookie)  # type: ignore[arg-type]
+    return attach_perf_fd(program, perf_fd, kind=kind, target=target, cookie=cookie)

@@ -26,6 +26,7 @@ from purebpf.uapi import ProgType
 
 if TYPE_CHECKING:  # pragma: no cover
     from purebpf.program import Program
+    from purebpf.syscall import FD
 
 __all__ = ["attach_uprobe", "resolve_symbol_offset", "parse_uprobe_target", "probe_retprobe_bit"]
 
@@ -93,7 +94,7 @@ def probe_retprobe_bit(pmu: str = "uprobe") -> int:
 
 
 def open_probe_event(pmu: str, *, config1: int, config2: int, retprobe: bool, pid: int,
-                     target: str) -> "object":
+                     target: str) -> "FD":
     """perf_event_open on the ``kprobe``/``uprobe`` PMU (libbpf's
     ``perf_event_open_probe``): pid -1 with cpu 0 means every process."""
     from purebpf.syscall.perf import PerfEventAttr, perf_event_open, pmu_type
@@ -162,4 +163,4 @@ def attach_uprobe(program: "Program", binary: Optional[str] = None, symbol: Opti
                           hint="the kernel has no uprobe PMU (CONFIG_UPROBE_EVENTS)") from exc
     finally:
         del path_buf
-    return attach_perf_fd(program, perf_fd, kind=kind, target=target, cookie=cookie)  # type: ignore[arg-type]
+    return attach_perf_fd(program, perf_fd, kind=kind, target=target, cookie=cookie)

@@ -80,3 +80,12 @@ int pass2(struct xdp_md *ctx)
 {
 	return XDP_PASS;
 }
+
+__u64 tcx_hits = 0;
+
+SEC("tcx/ingress")
+int on_ingress(struct __sk_buff *skb)
+{
+	__sync_fetch_and_add(&tcx_hits, 1);
+	return 0; /* TCX_NEXT */
+}
