@@ -37,8 +37,7 @@ import fcntl
 import mmap
 import select
 import struct
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from purebpf.errors import KernelError, MapKeyError, NotSupportedError, StateError
 from purebpf.maps import _sys
@@ -57,13 +56,16 @@ _U32 = struct.Struct("=I")
 _HEADER = struct.Struct("=IHH")
 
 
-@dataclass(frozen=True)
-class PerfSample:
+class PerfSample(NamedTuple):
     """One record: ``data`` of a sample, or ``lost`` samples (data empty)."""
 
     cpu: int
     data: bytes
     lost: int = 0
+
+
+#: What a ring hands out: the bytes of a sample, or an int count of lost samples.
+Entry = Union[bytes, int]
 
 
 class _CpuRing:
@@ -117,70 +119,110 @@ class _CpuRing:
             out += self.area[base:base + size - first]
         return out
 
-    def read(self, out: Optional[List[PerfSample]], limit: Optional[int],
-             on_record: Optional[Callable[[PerfSample], object]]) -> Tuple[int, bool]:
-        """Take records out of this CPU's ring: (records handed out, stopped).
+    def collect(self, limit: Optional[int]) -> Tuple[List[Entry], Callable[[int], int], int, int]:
+        """Copy out the records between ``data_tail`` and ``data_head``.
 
-        ``data_tail`` is stored once at the end, or when ``on_record``
-        raises, always just past the last record handed out.
+        Returns ``(entries, pos_after, start, end)``: sample bytes or lost
+        counts (at most ``limit``), ``pos_after(i)`` the tail just past entry
+        ``i``, the tail they start at, and ``end`` the tail past everything
+        taken.  Nothing is stored here.  The kernel publishes ``data_head``
+        only after writing the records below it, so one copy (two pieces when
+        the range wraps) is complete.  When every record is a sample of the
+        same size, their headers are checked in one C-level pass.
         """
         area = self.area
         if area is None:
-            return 0, False
+            raise StateError(f"perf ring of CPU {self.cpu} is closed")
         head = _U64.unpack_from(area, _DATA_HEAD)[0]
-        tail = start = _U64.unpack_from(area, _DATA_TAIL)[0]
-        dsize = self.data_size
-        base = self.data_offset
+        tail = _U64.unpack_from(area, _DATA_TAIL)[0]
+        avail = min(head - tail, self.data_size)
+        if avail <= 0:
+            return [], lambda i: tail, tail, tail
+        chunk = self._copy(tail, avail)
+        want = avail if limit is None else limit
+        rtype, _misc, step = _HEADER.unpack_from(chunk, 0)
+        if rtype == PERF_RECORD_SAMPLE and step >= 16 and not step % 8 and avail >= step:
+            count = min(avail // step, want)
+            raw = _U32.unpack_from(chunk, 8)[0]
+            if count > 1:
+                with memoryview(chunk) as view, view.cast("Q") as words:
+                    with words[:count * step // 8:step // 8] as heads:
+                        uniform = heads.tobytes() == chunk[:8] * count
+                if uniform:
+                    with memoryview(chunk) as view, view.cast("I") as words:
+                        with words[2:count * step // 4:step // 4] as sizes:
+                            uniform = sizes.tobytes() == chunk[8:12] * count
+                if uniform:
+                    size = min(raw, step - 12)
+                    entries: List[Entry] = [chunk[i:i + size]
+                                            for i in range(12, count * step, step)]
+                    return entries, lambda i: tail + (i + 1) * step, tail, tail + count * step
+        entries = []
+        ends: List[int] = []
+        pos = 0
+        while pos + _HEADER.size <= avail and len(entries) < want:
+            rtype, _misc, size = _HEADER.unpack_from(chunk, pos)
+            if size < _HEADER.size or pos + size > avail:  # corrupt: drop what is there
+                pos = avail
+                break
+            if rtype == PERF_RECORD_SAMPLE and size >= 12:
+                raw = _U32.unpack_from(chunk, pos + 8)[0]
+                entries.append(chunk[pos + 12:pos + 12 + min(raw, size - 12)])
+                ends.append(tail + pos + size)
+            elif rtype == PERF_RECORD_LOST and size >= 24:
+                entries.append(int(_U64.unpack_from(chunk, pos + 16)[0]))
+                ends.append(tail + pos + size)
+            pos += size
+        return entries, ends.__getitem__, tail, tail + pos
+
+    def store(self, pos: int) -> None:
+        """Give the space below ``pos`` back to the kernel (``data_tail``)."""
+        if self.area is not None:
+            self.area[_DATA_TAIL:_DATA_TAIL + 8] = _U64.pack(pos)
+
+    def read(self, out: Optional[List[PerfSample]], limit: Optional[int],
+             on_entry: Optional[Callable[[int, Entry], object]]) -> Tuple[int, bool]:
+        """Take records out of this CPU's ring: (records handed out, stopped).
+
+        ``on_entry(cpu, entry)`` runs per record; ``data_tail`` is stored
+        after the batch, or just past the record whose callback raised or
+        returned a non-zero int (the libbpf rule).
+        """
+        total = 0
         cpu = self.cpu
-        count = 0
-        try:
-            while tail < head:
-                if limit is not None and count >= limit:
-                    break
-                at = tail % dsize
-                if at + 16 <= dsize:  # header and raw size not split by the wrap
-                    rtype, _misc, size = _HEADER.unpack_from(area, base + at)
-                    if size < _HEADER.size:  # a corrupt header: drop what is there
-                        tail = head
-                        break
-                    if rtype == PERF_RECORD_SAMPLE and at + size <= dsize:
-                        raw_size = _U32.unpack_from(area, base + at + 8)[0]
-                        body_end = base + at + 12 + min(raw_size, size - 12)
-                        sample = PerfSample(cpu, area[base + at + 12:body_end])
-                        tail += size
-                        count += 1
-                        if out is not None:
-                            out.append(sample)
-                        if on_record is not None and _stops(on_record(sample)):
-                            return count, True
-                        continue
-                rtype, _misc, size = _HEADER.unpack(self._copy(tail, _HEADER.size))
-                if size < _HEADER.size:
-                    tail = head
-                    break
-                body = self._copy(tail + _HEADER.size, size - _HEADER.size)
-                tail += size
-                if rtype == PERF_RECORD_SAMPLE and len(body) >= 4:
-                    raw_size = _U32.unpack_from(body)[0]
-                    sample = PerfSample(cpu, body[4:4 + raw_size])
-                elif rtype == PERF_RECORD_LOST and len(body) >= 16:
-                    sample = PerfSample(cpu, b"", lost=_U64.unpack_from(body, 8)[0])
-                else:
+        while limit is None or total < limit:
+            entries, pos_after, start, end = self.collect(None if limit is None else limit - total)
+            if not entries:
+                if end != start:
+                    self.store(end)
                     continue
-                count += 1
-                if out is not None:
-                    out.append(sample)
-                if on_record is not None and _stops(on_record(sample)):
-                    return count, True
-        finally:
-            if tail != start:
-                area[_DATA_TAIL:_DATA_TAIL + 8] = _U64.pack(tail)
-        return count, False
+                break
+            done = len(entries)
+            stopped = False
+            if on_entry is not None:
+                i = -1
+                try:
+                    for i, entry in enumerate(entries):
+                        result = on_entry(cpu, entry)
+                        if result and isinstance(result, int):
+                            done, stopped = i + 1, True
+                            break
+                except BaseException:
+                    self.store(pos_after(i) if i >= 0 else start)
+                    raise
+            self.store(end if not stopped else pos_after(done - 1))
+            if out is not None:
+                out.extend(_as_sample(cpu, e) for e in entries[:done])
+            total += done
+            if stopped:
+                return total, True
+        return total, False
 
 
-def _stops(result: object) -> bool:
-    """A non-zero int returned by a callback stops consumption (as in libbpf)."""
-    return isinstance(result, int) and result != 0
+def _as_sample(cpu: int, entry: Entry) -> PerfSample:
+    if isinstance(entry, bytes):
+        return PerfSample(cpu, entry)
+    return PerfSample(cpu, b"", entry)
 
 
 #: ``sample_cb(cpu, data)``; a non-zero int return value stops consumption.
@@ -270,30 +312,36 @@ class PerfBuffer:
         return self._epoll
 
     def _dispatcher(self, callback: Optional[Callable[[PerfSample], object]]
-                    ) -> Optional[Callable[[PerfSample], object]]:
+                    ) -> Optional[Callable[[int, Entry], object]]:
         """One per-record function calling ``callback`` or sample_cb/lost_cb."""
         if callback is not None:
-            return callback
+            cb = callback
+            return lambda cpu, entry: cb(_as_sample(cpu, entry))
         sample_cb, lost_cb = self.sample_cb, self.lost_cb
         if sample_cb is None and lost_cb is None:
             return None
+        if lost_cb is None:
+            assert sample_cb is not None
+            scb = sample_cb
+            return lambda cpu, entry: scb(cpu, entry) if entry.__class__ is bytes else None
 
-        def dispatch(sample: PerfSample) -> object:
-            if sample.lost:
-                return lost_cb(sample.cpu, sample.lost) if lost_cb is not None else None
-            return sample_cb(sample.cpu, sample.data) if sample_cb is not None else None
+        def dispatch(cpu: int, entry: Entry) -> object:
+            if isinstance(entry, bytes):
+                return sample_cb(cpu, entry) if sample_cb is not None else None
+            assert lost_cb is not None
+            return lost_cb(cpu, entry)
         return dispatch
 
     def _consume(self, rings: List[_CpuRing], out: Optional[List[PerfSample]],
                  callback: Optional[Callable[[PerfSample], object]],
                  limit: Optional[int]) -> int:
-        on_record = self._dispatcher(callback)
+        on_entry = self._dispatcher(callback)
         total = 0
         for ring in rings:
             left = None if limit is None else limit - total
             if left is not None and left <= 0:
                 break
-            count, stopped = ring.read(out, left, on_record)
+            count, stopped = ring.read(out, left, on_entry)
             total += count
             if stopped:
                 break
@@ -367,20 +415,30 @@ class PerfBuffer:
         """Yield :class:`PerfSample` records as they come (lost counts included).
 
         Stops once nothing arrives within ``timeout`` (None: wait forever).
-        Each record is consumed as it is yielded, so leaving early loses
-        nothing.  Callbacks are not called.
+        Callbacks are not called.  ``data_tail`` is stored after each batch
+        and, if the loop is left early, when the generator is closed, so
+        nothing is lost or repeated.
         """
         wait = timeout_seconds(timeout, timeout_ms)
         while True:
             got = False
             for ring in list(self._rings):
                 while True:
-                    one: List[PerfSample] = []
                     self._check_open()
-                    if not ring.read(one, 1, None)[0]:
+                    entries, pos_after, start, end = ring.collect(None)
+                    if not entries:
+                        if end != start:
+                            ring.store(end)
+                            continue
                         break
                     got = True
-                    yield one[0]
+                    done = -1
+                    try:
+                        for done, entry in enumerate(entries):
+                            yield _as_sample(ring.cpu, entry)
+                        done = -2
+                    finally:
+                        ring.store(end if done == -2 else pos_after(done) if done >= 0 else start)
             if got:
                 continue
             if not self._check_open().poll(wait):
