@@ -11,7 +11,7 @@ iterators, a task (``tid``/``pid``/``pid_fd``) for task iterators.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from purebpf.errors import KernelError
 from purebpf.link._common import check_type
@@ -28,14 +28,21 @@ __all__ = ["attach_iter"]
 _ITER_INFO_SIZE = 16
 
 
-def attach_iter(program: "Program", *, map_fd: Optional[int] = None, tid: int = 0, pid: int = 0,
+def attach_iter(program: "Program", *, map_fd: Optional[Any] = None, tid: int = 0, pid: int = 0,
                 pid_fd: int = 0) -> Link:
-    """Link an iterator program; read its output with :meth:`Link.read_iter`."""
+    """Link an iterator program; read its output with :meth:`Link.read_iter`.
+
+    ``map_fd`` (an fd or a :class:`~purebpf.maps.Map`) is the map a
+    ``bpf_map_elem`` iterator walks; ``tid``/``pid``/``pid_fd`` narrow a task
+    iterator to one thread or process (Linux 6.1).
+    """
     target = program.attach_target or program.name
     check_type(program, (ProgType.TRACING,), "iter", target)
     info = b""
     if map_fd is not None:
-        info = struct.pack("=I", map_fd).ljust(_ITER_INFO_SIZE, b"\0")
+        from purebpf.syscall import fd_number
+
+        info = struct.pack("=I", fd_number(map_fd)).ljust(_ITER_INFO_SIZE, b"\0")
     elif tid or pid or pid_fd:
         info = struct.pack("=III", tid, pid, pid_fd).ljust(_ITER_INFO_SIZE, b"\0")
     from purebpf.syscall import commands
