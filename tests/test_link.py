@@ -627,3 +627,24 @@ def test_iter_bpf_map_lists_our_maps(build: Dict[str, Path], obj: Object) -> Non
             shown = json.loads(subprocess.run([_need("bpftool"), "-j", "map", "show", "id", str(m.info().id)],
                                               check=True, capture_output=True, text=True).stdout)
             assert f"{shown['id']} {shown['name']}" in lines
+
+
+@root_only
+def test_perf_event_on_every_cpu(obj: Object) -> None:
+    from purebpf.link import attach_perf_event_all_cpus
+    from purebpf.link.perf_event import online_cpus
+
+    links = attach_perf_event_all_cpus(obj.programs["on_sample"], sample_period=100_000)
+    try:
+        assert [lk.target for lk in links] == [f"cpu {c}" for c in online_cpus()]
+        assert len({lk.id for lk in links}) == len(links)
+        x = 0
+        for _ in range(2000):
+            if int(obj.bss["perf_hits"]) > 0:
+                break
+            for i in range(20000):
+                x += i
+        assert int(obj.bss["perf_hits"]) > 0
+    finally:
+        for lk in links:
+            lk.close()
