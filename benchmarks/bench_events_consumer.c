@@ -2,13 +2,15 @@
  * C consumer for benchmarks/bench_events.py: libbpf's ring_buffer__consume /
  * perf_buffer__consume over a map loaded by purebpf, found by map id.
  *
- *   bench_events_consumer ring <map_id> <records>
- *   bench_events_consumer perf <map_id> <pages> <records>
+ *   bench_events_consumer ring <map_id> <records> [live]
+ *   bench_events_consumer perf <map_id> <pages> <records> [live]
  *
  * Prints "ready" once its reader is set up (for perf: its own events are in
- * the map), waits for a line on stdin (the producer has filled the buffer),
- * then consumes until <records> samples (+ lost) have been seen and prints
- * "<samples> <lost> <nanoseconds>".
+ * the map) and waits for a line on stdin.  Drain mode: the producer has
+ * filled the buffer; it consumes until <records> samples (+ lost) have been
+ * seen.  Live mode: the producer starts after the line; it polls (100 ms)
+ * until <records> were seen or three polls in a row found nothing, and the
+ * time is taken at the last record.  Prints "<samples> <lost> <nanoseconds>".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,10 +59,30 @@ static void wait_go(void)
 		exit(2);
 }
 
+static int live;
+
+/* one consume (drain mode) or one 100 ms poll (live mode); false when done */
+static int step(int n, unsigned long long want, unsigned long long *end, int *idle)
+{
+	if (n < 0)
+		exit(1);
+	if (!live) {
+		*end = now_ns();
+		return samples + lost < want;
+	}
+	if (n > 0) {
+		*end = now_ns();
+		*idle = 0;
+	} else if (++*idle >= 3) {
+		return 0;
+	}
+	return samples + lost < want;
+}
+
 int main(int argc, char **argv)
 {
-	unsigned long long want, start, end;
-	int fd, rounds = 0;
+	unsigned long long want, start, end = 0;
+	int fd, rounds = 0, idle = 0;
 
 	if (argc < 4)
 		return 2;
@@ -75,12 +97,13 @@ int main(int argc, char **argv)
 		if (!rb)
 			return 1;
 		want = strtoull(argv[3], NULL, 0);
+		live = argc > 4 && !strcmp(argv[4], "live");
 		wait_go();
 		start = now_ns();
-		while (samples < want && rounds++ < 1000000)
-			if (ring_buffer__consume(rb) < 0)
-				return 1;
-		end = now_ns();
+		while (rounds++ < 10000000 &&
+		       step(live ? ring_buffer__poll(rb, 100) : ring_buffer__consume(rb),
+			    want, &end, &idle))
+			;
 		ring_buffer__free(rb);
 	} else if (!strcmp(argv[1], "perf") && argc >= 5) {
 		struct perf_buffer *pb = perf_buffer__new(fd, atoi(argv[3]), perf_cb, perf_lost,
@@ -89,12 +112,13 @@ int main(int argc, char **argv)
 		if (!pb)
 			return 1;
 		want = strtoull(argv[4], NULL, 0);
+		live = argc > 5 && !strcmp(argv[5], "live");
 		wait_go();
 		start = now_ns();
-		while (samples + lost < want && rounds++ < 1000000)
-			if (perf_buffer__consume(pb) < 0)
-				return 1;
-		end = now_ns();
+		while (rounds++ < 10000000 &&
+		       step(live ? perf_buffer__poll(pb, 100) : perf_buffer__consume(pb),
+			    want, &end, &idle))
+			;
 		perf_buffer__free(pb);
 	} else {
 		return 2;
