@@ -648,3 +648,44 @@ def test_perf_event_on_every_cpu(obj: Object) -> None:
     finally:
         for lk in links:
             lk.close()
+
+
+@root_only
+def test_cgroup_sock_create(obj: Object) -> None:
+    """A cgroup link on a fresh cgroup v2 directory fires for sockets made by
+    a process placed in it, not for ours."""
+    import socket
+
+    from purebpf.link import attach_cgroup
+
+    base = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
+    if not os.path.exists(os.path.join(base, "cgroup.procs")):
+        pytest.fail(f"no cgroup v2 hierarchy at {base}")
+    cg = os.path.join(base, f"purebpf_test_{os.getpid()}")
+    os.mkdir(cg)
+    try:
+        with attach_cgroup(obj.programs["on_sock_create"], cg) as link:
+            info = link.info()
+            assert info["type"] == "CGROUP" and info["cgroup"]["attach_type"] == 2  # BPF_CGROUP_INET_SOCK_CREATE
+            shown = _bpftool_link("id", str(link.id))
+            assert shown["prog_id"] == obj.programs["on_sock_create"].id
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()
+            assert int(obj.bss["sock_hits"]) == 0  # we are not in that cgroup
+
+            def enter() -> None:
+                with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+
+            code = "import socket\nfor _ in range(3): socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()"
+            subprocess.run(["python3", "-c", code], check=True, preexec_fn=enter)
+            assert int(obj.bss["sock_hits"]) >= 3
+    finally:
+        for _ in range(1000):
+            try:
+                os.rmdir(cg)
+                break
+            except OSError:
+                time.sleep(0.01)  # the child's exit is still being accounted
+    with pytest.raises(AttachError) as ei:
+        attach_cgroup(obj.programs["on_sock_create"], cg)
+    assert cg in str(ei.value)

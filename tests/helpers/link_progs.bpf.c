@@ -89,3 +89,12 @@ int on_ingress(struct __sk_buff *skb)
 	__sync_fetch_and_add(&tcx_hits, 1);
 	return 0; /* TCX_NEXT */
 }
+
+__u64 sock_hits = 0;
+
+SEC("cgroup/sock_create")
+int on_sock_create(struct bpf_sock *sk)
+{
+	__sync_fetch_and_add(&sock_hits, 1);
+	return 1; /* allow */
+}
