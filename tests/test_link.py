@@ -689,3 +689,54 @@ def test_cgroup_sock_create(obj: Object) -> None:
     with pytest.raises(AttachError) as ei:
         attach_cgroup(obj.programs["on_sock_create"], cg)
     assert cg in str(ei.value)
+
+
+def test_uprobe_target_syntax_never_leaks() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from purebpf.link.kprobe import parse_kprobe_target
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=40))
+    def check(text: str) -> None:
+        try:
+            path, func, off = parse_uprobe_target(text)
+            assert path and off >= 0 and (func is None or func)
+        except AttachError:
+            pass
+        try:
+            kfunc, koff = parse_kprobe_target(text)
+            assert kfunc and koff >= 0
+        except AttachError:
+            pass
+
+    check()
+
+
+def test_mutated_binaries_raise_purebpf_errors(build: Dict[str, Path], tmp_path: Path) -> None:
+    """Corrupt ELF files give AttachError/NotFoundError, never pyelftools' own errors."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from purebpf.errors import NotFoundError
+
+    data = build["target"].read_bytes()
+    path = tmp_path / "mutated"
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+           st.integers(64, len(data)))
+    def check(edits: List[Any], cut: int) -> None:
+        buf = bytearray(data[:cut])
+        for pos, val in edits:
+            if pos < len(buf):
+                buf[pos] = val
+        path.write_bytes(bytes(buf))
+        try:
+            off = resolve_symbol_offset(str(path), "target_func")
+            assert isinstance(off, int) and off >= 0
+        except (AttachError, NotFoundError):
+            pass
+
+    check()

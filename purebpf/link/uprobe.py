@@ -70,10 +70,20 @@ def resolve_symbol_offset(binary: str, symbol: str) -> int:
                     if not isinstance(shndx, int) or shndx == 0 or sym["st_value"] == 0:
                         continue  # undefined (an import) or special
                     sec = elf.get_section(shndx)
-                    return int(sym["st_value"]) - int(sec["sh_addr"]) + int(sec["sh_offset"])
-    except (OSError, ELFError, ValueError, KeyError, IndexError) as exc:
-        err = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOEXEC
-        raise AttachError(err, "open", binary, detail=f"cannot read ELF symbols: {exc}") from exc
+                    off = int(sym["st_value"]) - int(sec["sh_addr"]) + int(sec["sh_offset"])
+                    if off < 0:
+                        raise AttachError(errno.ENOEXEC, "open", binary,
+                                          detail=f"symbol {symbol!r} lies before its section's file offset")
+                    return off
+    except AttachError:
+        raise
+    except OSError as exc:
+        raise AttachError(exc.errno or errno.EIO, "open", binary, detail=f"cannot read ELF symbols: {exc}") from exc
+    except ELFError as exc:
+        raise AttachError(errno.ENOEXEC, "open", binary, detail=f"not a valid ELF file: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - pyelftools on a corrupt file: any of its internals
+        raise AttachError(errno.ENOEXEC, "open", binary,
+                          detail=f"corrupt ELF file ({type(exc).__name__}: {exc})") from exc
     raise NotFoundError("symbol", symbol, detail=f"no defined function {symbol!r} in {binary}")
 
 
