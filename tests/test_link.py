@@ -263,8 +263,8 @@ def test_uprobe_pid_filter(obj: Object, build: Dict[str, Path]) -> None:
         watched, other = procs
         with attach_uprobe(obj.programs["on_target_func"], str(build["target"]), "target_func",
                            pid=watched.pid):
-            out_w, _ = watched.communicate("5\n")
-            out_o, _ = other.communicate("9\n")
+            watched.communicate("5\n")
+            other.communicate("9\n")
             assert watched.returncode == 0 and other.returncode == 0
             assert int(obj.bss["uprobe_hits"]) == 5, "the other process was counted too"
     finally:

@@ -81,7 +81,7 @@ def resolve_symbol_offset(binary: str, symbol: str) -> int:
         raise AttachError(exc.errno or errno.EIO, "open", binary, detail=f"cannot read ELF symbols: {exc}") from exc
     except ELFError as exc:
         raise AttachError(errno.ENOEXEC, "open", binary, detail=f"not a valid ELF file: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - pyelftools on a corrupt file: any of its internals
+    except Exception as exc:  # pyelftools on a corrupt file: any of its internal errors
         raise AttachError(errno.ENOEXEC, "open", binary,
                           detail=f"corrupt ELF file ({type(exc).__name__}: {exc})") from exc
     raise NotFoundError("symbol", symbol, detail=f"no defined function {symbol!r} in {binary}")
