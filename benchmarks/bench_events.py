@@ -52,6 +52,8 @@ from purebpf.maps import PerfBuffer, RingBuffer  # noqa: E402
 from purebpf.object import open_object  # noqa: E402
 
 PACKET = bytes(64)
+#: the CPUs this process may use, read before it pins itself
+CPUS = sorted(os.sched_getaffinity(0))
 
 
 def build_consumer() -> Path:
@@ -74,9 +76,8 @@ class Bench:
         self.consumer = consumer
         self.records = records
         self.pages = pages
-        cpus = sorted(os.sched_getaffinity(0))
-        self.producer_cpu = cpus[0]
-        self.consumer_cpu = cpus[-1]
+        self.producer_cpu = CPUS[0]
+        self.consumer_cpu = CPUS[-1]
 
     def fill(self, prog: str, fail_var: str) -> None:
         """N records into the buffer from one CPU; none may be refused."""
@@ -166,8 +167,9 @@ class Bench:
             while idle < 3:
                 reader.wait(timeout=0.1)
                 if mode == "batch":
-                    n = len(reader.consume_batch())
-                    seen[0] += n
+                    batch = reader.consume_batch()
+                    n = len(batch)
+                    seen[0] += n if kind == "ring" else sum(1 for s in batch if not s.lost)
                 elif kind == "ring":
                     n = reader.consume_count(count)
                 else:

@@ -432,3 +432,88 @@ def test_perfbuf_iter_batch_and_data_validity(producer_obj: Path) -> None:
             assert [seq_of(s.data) for s in pb.consume_cpu(cpu)] == [487, 488, 489]
             assert pb.poll(timeout_ms=0) == []
             assert pb.wait(timeout=0) is False
+
+
+# -- busy and discard bits, on a hand-made copy of the ring layout ---------------
+
+
+def fake_ring(ring_map: Any) -> "tuple[RingBuffer, bytearray, bytearray]":
+    """A reader whose two mappings are replaced by writable buffers of the same layout.
+
+    The kernel maps the data area read-only and never leaves a record busy
+    for long, so the busy bit is exercised here by writing headers directly:
+    consumer page (consumer_pos), producer page (producer_pos), data area.
+    """
+    rb = RingBuffer(ring_map)
+    page = rb._page
+    consumer = bytearray(page)
+    producer = bytearray(page + 2 * rb.size)
+    rb.close()
+    rb._consumer, rb._producer = consumer, producer  # type: ignore[assignment]
+    return rb, consumer, producer
+
+
+def put(producer: bytearray, page: int, size: int, pos: int, length: int, payload: bytes) -> None:
+    """Write a record header + payload at ring position ``pos`` (both copies of the area)."""
+    blob = struct.pack("=II", length, 0) + payload
+    for base in (page, page + size):
+        at = base + (pos % size)
+        end = min(len(producer), at + len(blob))
+        producer[at:end] = blob[:end - at]
+
+
+def test_busy_bit_stops_and_discard_bit_skips(producer_obj: Path) -> None:
+    from purebpf.maps.ringbuf import BUSY_BIT, DISCARD_BIT
+
+    with load(producer_obj) as obj:
+        rb, consumer, producer = fake_ring(obj.maps["rb"])
+        page, size = rb._page, rb.size
+        payload = [bytes([i]) * 16 for i in range(6)]
+        # six 16-byte records (24 bytes each): #1 discarded, #3 still busy
+        for i in range(6):
+            flags = DISCARD_BIT if i == 1 else BUSY_BIT if i == 3 else 0
+            put(producer, page, size, 24 * i, 16 | flags, payload[i])
+        struct.pack_into("=Q", producer, 0, 6 * 24)
+        assert rb.consume() == [payload[0], payload[2]]
+        assert struct.unpack_from("=Q", consumer)[0] == 3 * 24  # stopped at the busy one
+        assert rb.consume() == []
+        put(producer, page, size, 24 * 3, 16, payload[3])  # committed now
+        assert rb.consume() == [payload[3], payload[4], payload[5]]
+        assert struct.unpack_from("=Q", consumer)[0] == 6 * 24
+        # same-size records with a busy one in the middle (the fast path's check)
+        start = 6 * 24
+        for i in range(5):
+            put(producer, page, size, start + 24 * i, 16 | (BUSY_BIT if i == 2 else 0), payload[i])
+        struct.pack_into("=Q", producer, 0, start + 5 * 24)
+        assert rb.consume_batch() == payload[:2]
+        put(producer, page, size, start + 48, 16, payload[2])
+        assert rb.consume_batch() == payload[2:5]
+        # a record crossing the end of the area comes out whole
+        pos = size - 8
+        struct.pack_into("=Q", consumer, 0, pos)
+        put(producer, page, size, pos, 32, b"W" * 32)
+        struct.pack_into("=Q", producer, 0, pos + 40)
+        assert rb.consume() == [b"W" * 32]
+        rb._consumer = rb._producer = None
+
+
+def test_poller_callback_raises_then_continues(producer_obj: Path, no_fd_leak: None) -> None:
+    class Boom(Exception):
+        pass
+
+    seen: List[int] = []
+
+    def callback(data: bytes) -> None:
+        seen.append(seq_of(data))
+        if seq_of(data) == 1:
+            raise Boom("record 1")
+
+    with load(producer_obj) as obj, RingBufferPoller() as poller:
+        poller.add(obj.maps["rb"], callback)
+        with Pinned(first_cpu()):
+            run(obj, "emit_rb", 4)
+        with pytest.raises(Boom):
+            poller.poll(timeout=1.0)
+        assert seen == [0, 1]
+        assert poller.poll(timeout=1.0) == 2
+        assert seen == [0, 1, 2, 3]

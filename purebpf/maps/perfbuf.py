@@ -141,7 +141,8 @@ class _CpuRing:
         chunk = self._copy(tail, avail)
         want = avail if limit is None else limit
         rtype, _misc, step = _HEADER.unpack_from(chunk, 0)
-        if rtype == PERF_RECORD_SAMPLE and step >= 16 and not step % 8 and avail >= step:
+        if (rtype == PERF_RECORD_SAMPLE and step >= 16 and not step % 8 and avail >= step
+                and not avail % 8):
             count = min(avail // step, want)
             raw = _U32.unpack_from(chunk, 8)[0]
             if count > 1:
@@ -212,7 +213,10 @@ class _CpuRing:
                     raise
             self.store(end if not stopped else pos_after(done - 1))
             if out is not None:
-                out.extend(_as_sample(cpu, e) for e in entries[:done])
+                # tuple.__new__ directly: no Python-level constructor call per record
+                make = tuple.__new__
+                out.extend([make(PerfSample, (cpu, e, 0)) if e.__class__ is bytes
+                            else make(PerfSample, (cpu, b"", e)) for e in entries[:done]])
             total += done
             if stopped:
                 return total, True

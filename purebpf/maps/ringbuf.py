@@ -175,7 +175,7 @@ class RingBuffer:
         chunk = producer[at:at + avail]
         first = _U32.unpack_from(chunk, 0)[0]
         want = avail if limit is None else limit
-        if not first & (BUSY_BIT | DISCARD_BIT) and first:
+        if not first & (BUSY_BIT | DISCARD_BIT) and first and not avail % 8:
             step = (first + HEADER_SIZE + 7) & ~7
             count = min(avail // step, want)
             if count > 1:
