@@ -9,8 +9,11 @@
  * the map) and waits for a line on stdin.  Drain mode: the producer has
  * filled the buffer; it consumes until <records> samples (+ lost) have been
  * seen.  Live mode: the producer starts after the line; it polls (100 ms)
- * until <records> were seen or three polls in a row found nothing, and the
- * time is taken at the last record.  Prints "<samples> <lost> <nanoseconds>".
+ * until <records> were seen or nothing came for 300 ms, and the
+ * time is taken at the last record.  A poll that reports nothing is followed
+ * by a consume: the kernel wakes a ring buffer's reader only when a record
+ * is committed at consumer_pos, so records committed while the reader was
+ * still consuming can sit there with no wakeup to come.  Prints "<samples> <lost> <nanoseconds>".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,28 +64,30 @@ static void wait_go(void)
 
 static int live;
 
+static unsigned long long live_start;
+
 /* one consume (drain mode) or one 100 ms poll (live mode); false when done */
-static int step(int n, unsigned long long want, unsigned long long *end, int *idle)
+static int step(int n, unsigned long long want, unsigned long long *end)
 {
+	unsigned long long now = now_ns();
+
 	if (n < 0)
 		exit(1);
 	if (!live) {
-		*end = now_ns();
+		*end = now;
 		return samples + lost < want;
 	}
-	if (n > 0) {
-		*end = now_ns();
-		*idle = 0;
-	} else if (++*idle >= 3) {
-		return 0;
-	}
+	if (n > 0)
+		*end = now;
+	else if (now - (*end ? *end : live_start) > 300000000ULL)
+		return 0;	/* nothing for 300 ms: the producer is done */
 	return samples + lost < want;
 }
 
 int main(int argc, char **argv)
 {
 	unsigned long long want, start, end = 0;
-	int fd, rounds = 0, idle = 0;
+	int fd, rounds = 0;
 
 	if (argc < 4)
 		return 2;
@@ -99,10 +104,10 @@ int main(int argc, char **argv)
 		want = strtoull(argv[3], NULL, 0);
 		live = argc > 4 && !strcmp(argv[4], "live");
 		wait_go();
-		start = now_ns();
+		start = live_start = now_ns();
 		while (rounds++ < 10000000 &&
-		       step(live ? ring_buffer__poll(rb, 100) : ring_buffer__consume(rb),
-			    want, &end, &idle))
+		       step(live ? ring_buffer__poll(rb, 100) ?: ring_buffer__consume(rb)
+				 : ring_buffer__consume(rb), want, &end))
 			;
 		ring_buffer__free(rb);
 	} else if (!strcmp(argv[1], "perf") && argc >= 5) {
@@ -114,10 +119,10 @@ int main(int argc, char **argv)
 		want = strtoull(argv[4], NULL, 0);
 		live = argc > 5 && !strcmp(argv[5], "live");
 		wait_go();
-		start = now_ns();
+		start = live_start = now_ns();
 		while (rounds++ < 10000000 &&
-		       step(live ? perf_buffer__poll(pb, 100) : perf_buffer__consume(pb),
-			    want, &end, &idle))
+		       step(live ? perf_buffer__poll(pb, 100) ?: perf_buffer__consume(pb)
+				 : perf_buffer__consume(pb), want, &end))
 			;
 		perf_buffer__free(pb);
 	} else {
