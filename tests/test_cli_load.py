@@ -42,6 +42,20 @@ def _root() -> None:
         pytest.skip("needs root")
 
 
+@pytest.fixture(autouse=True)
+def _remove_pins_by_name() -> Iterator[None]:
+    """Maps declared with LIBBPF_PIN_BY_NAME are pinned under /sys/fs/bpf by a
+    load, as libbpf and `bpftool prog loadall` do; remove the ones a test made."""
+    root = "/sys/fs/bpf"
+    before = set(os.listdir(root)) if os.path.isdir(root) else set()
+    yield
+    if os.path.isdir(root):
+        for name in set(os.listdir(root)) - before:
+            path = os.path.join(root, name)
+            if os.path.isfile(path):
+                os.unlink(path)
+
+
 @pytest.fixture
 def pin_dir() -> Iterator[str]:
     path = f"/sys/fs/bpf/purebpf-cli-{uuid.uuid4().hex[:12]}"
