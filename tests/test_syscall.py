@@ -90,16 +90,16 @@ def _fdinfo_id(fd: int) -> Tuple[str, int]:
 
 def _gone(kind: str, obj_id: int) -> bool:
     """Objects are freed after an RCU grace period / deferred work: poll a bounded
-    number of times (generous, for a busy machine)."""
-    get = {"map": S.map_get_fd_by_id, "prog": S.prog_get_fd_by_id, "btf": S.btf_get_fd_by_id}[kind]
+    number of times (generous, for a busy machine).
+
+    Liveness is read by walking ids (BPF_*_GET_NEXT_ID), never by reopening the
+    object by id: on this kernel, reopening a prog array while it is being
+    freed and closing it again can keep it alive for good.
+    """
+    next_id = {"map": S.map_get_next_id, "prog": S.prog_get_next_id, "btf": S.btf_get_next_id}[kind]
     for _ in range(3000):
-        try:
-            fd = get(obj_id)
-        except KernelError as err:
-            if err.errno == errno.ENOENT:
-                return True
-            raise
-        fd.close()
+        if next_id(obj_id - 1) != obj_id:
+            return True
         time.sleep(0.01)
     return False
 
