@@ -529,24 +529,44 @@ def test_format_matches_bpftool_xlated(corpus: List[Path], tmp_path: Path) -> No
     problems: List[str] = []
     loaded_required = 0
     seen_src: Set[int] = set()
-    for obj in ours_required + others:
-        pin_dir = f"/sys/fs/bpf/purebpf_test_{uuid.uuid4().hex[:12]}"
-        try:
-            ids = _bpftool_prog_ids(obj, pin_dir)
-            if ids is None:
-                assert obj not in ours_required, f"bpftool could not load {obj}"
-                continue
-            loaded_required += obj in ours_required
-            for prog_id in ids:
-                n, bad = _compare_xlated(prog_id, tmp_path, seen_src)
-                compared += n
-                problems += [f"{obj.name}: {b}" for b in bad]
-        finally:
-            shutil.rmtree(pin_dir, ignore_errors=True)
+    # bpftool (libbpf) pins LIBBPF_PIN_BY_NAME maps under /sys/fs/bpf itself;
+    # remove the pins this test makes there.
+    pins_before = set(os.listdir("/sys/fs/bpf"))
+    try:
+        for obj in ours_required + others:
+            loaded, n = _load_and_compare(obj, ours_required, tmp_path, seen_src, problems)
+            compared += n
+            loaded_required += int(loaded and obj in ours_required)
+    finally:
+        for name in set(os.listdir("/sys/fs/bpf")) - pins_before:
+            path = os.path.join("/sys/fs/bpf", name)
+            if os.path.isfile(path):
+                os.unlink(path)
     assert not problems, "\n".join(problems[:40])
     assert loaded_required == 2 and compared > 150
     # plain constants, map[id:N], map[id:N][0]+OFF and subprog[+N] were all compared
     assert {0, op.BPF_PSEUDO_MAP_FD, op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_FUNC} <= seen_src, seen_src
+
+
+def _load_and_compare(obj: Path, ours_required: List[Path], tmp_path: Path, seen_src: Set[int],
+                      problems: List[str]) -> Tuple[bool, int]:
+    """Load ``obj`` with bpftool and compare every program's xlated dump.
+
+    Returns whether bpftool loaded it and how many instructions were compared."""
+    compared = 0
+    pin_dir = f"/sys/fs/bpf/purebpf_test_{uuid.uuid4().hex[:12]}"
+    try:
+        ids = _bpftool_prog_ids(obj, pin_dir)
+        if ids is None:
+            assert obj not in ours_required, f"bpftool could not load {obj}"
+            return False, 0
+        for prog_id in ids:
+            n, bad = _compare_xlated(prog_id, tmp_path, seen_src)
+            compared += n
+            problems += [f"{obj.name}: {b}" for b in bad]
+    finally:
+        shutil.rmtree(pin_dir, ignore_errors=True)
+    return True, compared
 
 
 def test_disassemble_lines_follow_llvm_slots_and_opcodes(corpus: List[Path]) -> None:
