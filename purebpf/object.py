@@ -193,7 +193,26 @@ def open_object(path_or_spec: "Union[str, os.PathLike[str], ObjectSpec]", *,
     return OpenObject(spec, target_btf=target_btf, pin_root=pin_root)
 
 
-class OpenObject:
+class _StandardSections:
+    """``.rodata``/``.data``/``.bss`` shortcuts over the subclass's ``data_section``."""
+
+    def data_section(self, name: str) -> "GlobalData":
+        raise NotImplementedError
+
+    @property
+    def rodata(self) -> "GlobalData":
+        return self.data_section(".rodata")
+
+    @property
+    def data(self) -> "GlobalData":
+        return self.data_section(".data")
+
+    @property
+    def bss(self) -> "GlobalData":
+        return self.data_section(".bss")
+
+
+class OpenObject(_StandardSections):
     """An object read but not loaded (phase 1 of open -> load -> close).
 
     ``programs`` and ``maps`` are dicts of :class:`OpenProgram` and
@@ -229,18 +248,6 @@ class OpenObject:
             view = _open_view(self.spec, sec)
             self._views[name] = view
         return view
-
-    @property
-    def rodata(self) -> "GlobalData":
-        return self.data_section(".rodata")
-
-    @property
-    def data(self) -> "GlobalData":
-        return self.data_section(".data")
-
-    @property
-    def bss(self) -> "GlobalData":
-        return self.data_section(".bss")
 
     @property
     def globals(self) -> "Globals":
@@ -340,7 +347,7 @@ def _open_view(spec: "ObjectSpec", sec: "DataSectionSpec") -> "GlobalData":
 # live object
 # ---------------------------------------------------------------------------
 
-class Object:
+class Object(_StandardSections):
     """A loaded object: owns its maps, programs and BTF fd.
 
     ``maps[name]`` -> :class:`~purebpf.maps.Map`, ``programs[name]`` ->
@@ -380,18 +387,6 @@ class Object:
         if view is None:
             raise NotFoundError("data section", name, candidates=sorted(self._views))
         return view
-
-    @property
-    def rodata(self) -> "GlobalData":
-        return self.data_section(".rodata")
-
-    @property
-    def data(self) -> "GlobalData":
-        return self.data_section(".data")
-
-    @property
-    def bss(self) -> "GlobalData":
-        return self.data_section(".bss")
 
     @property
     def globals(self) -> Globals:

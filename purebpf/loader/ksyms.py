@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, Iterable, Mapping, Optional
 
 from purebpf.errors import NotFoundError, RelocationError
-from purebpf.loader.linker import KfuncTarget, KsymTarget
+from purebpf.loader.linker import KfuncTarget, KsymTarget, MapFdLookup
 
 if TYPE_CHECKING:  # pragma: no cover
     from purebpf.btf import Btf
@@ -184,26 +184,13 @@ class KsymResolver:
 
 
 @dataclass
-class KernelResolver:
+class KernelResolver(MapFdLookup):
     """The linker's :class:`~purebpf.loader.linker.Resolver` for a real load:
     map fds from the caller, ksyms from the running kernel."""
 
     maps: Mapping[str, int]
     data_maps: Mapping[str, int]
     ksyms: KsymResolver = field(default_factory=KsymResolver)
-
-    def map_fd(self, name: str) -> int:
-        try:
-            return self.maps[name]
-        except KeyError:
-            raise NotFoundError("map", name, candidates=sorted(self.maps)) from None
-
-    def data_map_fd(self, section: str) -> int:
-        try:
-            return self.data_maps[section]
-        except KeyError:
-            raise NotFoundError("data section map", section,
-                                candidates=sorted(self.data_maps)) from None
 
     def ksym_var(self, ext: "ExternSpec") -> Optional[KsymTarget]:
         return self.ksyms.ksym_var(ext)

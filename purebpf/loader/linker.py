@@ -150,16 +150,12 @@ class Resolver(Protocol):
         ...
 
 
-@dataclass
-class DictResolver:
-    """A :class:`Resolver` over plain dictionaries (tests, or a caller that
-    resolved everything up front).  Missing ksyms are ``None`` when the
-    extern is weak, otherwise NotFoundError."""
+class MapFdLookup:
+    """``map_fd``/``data_map_fd`` of a :class:`Resolver` over two name -> fd
+    mappings, ``maps`` and ``data_maps``, provided by the subclass."""
 
-    maps: Mapping[str, int] = field(default_factory=dict)
-    data_maps: Mapping[str, int] = field(default_factory=dict)
-    ksyms: Mapping[str, KsymTarget] = field(default_factory=dict)
-    kfuncs: Mapping[str, KfuncTarget] = field(default_factory=dict)
+    maps: Mapping[str, int]
+    data_maps: Mapping[str, int]
 
     def map_fd(self, name: str) -> int:
         try:
@@ -173,6 +169,18 @@ class DictResolver:
         except KeyError:
             raise NotFoundError("data section map", section,
                                 candidates=sorted(self.data_maps)) from None
+
+
+@dataclass
+class DictResolver(MapFdLookup):
+    """A :class:`Resolver` over plain dictionaries (tests, or a caller that
+    resolved everything up front).  Missing ksyms are ``None`` when the
+    extern is weak, otherwise NotFoundError."""
+
+    maps: Mapping[str, int] = field(default_factory=dict)
+    data_maps: Mapping[str, int] = field(default_factory=dict)
+    ksyms: Mapping[str, KsymTarget] = field(default_factory=dict)
+    kfuncs: Mapping[str, KfuncTarget] = field(default_factory=dict)
 
     def ksym_var(self, ext: "ExternSpec") -> Optional[KsymTarget]:
         found = self.ksyms.get(ext.name)
