@@ -83,40 +83,21 @@ def _syscall() -> Any:
     return commands
 
 
-def _prog_info_struct() -> Any:
-    from purebpf.syscall.info import BpfProgInfo
-
-    return BpfProgInfo
-
-
 def prog_info(fd: int, *, want_xlated: bool = True, want_map_ids: bool = True) -> ProgramInfo:
     """``BPF_OBJ_GET_INFO_BY_FD`` for a program fd, decoded.
 
-    The kernel fills array fields only into buffers user space supplies, so
-    this asks twice: once for the lengths, once with buffers of that size.
+    Array fields (translated instructions, map ids) come from
+    :func:`purebpf.syscall.commands.prog_info_with_arrays`.
     """
-    cmds = _syscall()
-    cls = _prog_info_struct()
-    first = cls()
-    cmds.obj_get_info_by_fd(fd, first)
-    xlated_len = int(first.xlated_prog_len) if want_xlated else 0
-    nr_maps = int(first.nr_map_ids) if want_map_ids else 0
-    info = first
-    xbuf = None
-    mbuf = None
-    if xlated_len or nr_maps:
-        info = cls()
-        if xlated_len:
-            xbuf = ctypes.create_string_buffer(xlated_len)
-            info.xlated_prog_len = xlated_len
-            info.xlated_prog_insns = ctypes.addressof(xbuf)
-        if nr_maps:
-            mbuf = (ctypes.c_uint32 * nr_maps)()
-            info.nr_map_ids = nr_maps
-            info.map_ids = ctypes.addressof(mbuf)
-        cmds.obj_get_info_by_fd(fd, info)
-    xlated = xbuf.raw[: int(info.xlated_prog_len)] if xbuf is not None else b""
-    map_ids = tuple(int(mbuf[i]) for i in range(min(nr_maps, int(info.nr_map_ids)))) if mbuf is not None else ()
+    arrays = []
+    if want_xlated:
+        arrays.append(("xlated_prog_len", "xlated_prog_insns", 1))
+    if want_map_ids:
+        arrays.append(("nr_map_ids", "map_ids", 4))
+    info, data = _syscall().prog_info_with_arrays(fd, arrays)
+    xlated = data.get("xlated_prog_insns", b"")
+    raw_ids = data.get("map_ids", b"")
+    map_ids = tuple((ctypes.c_uint32 * (len(raw_ids) // 4)).from_buffer_copy(raw_ids))
     raw_name = bytes(info.name)
     name = raw_name.split(b"\0", 1)[0].decode("utf-8", "replace")
     tag = bytes(info.tag)[:_TAG_SIZE].hex()

@@ -580,19 +580,38 @@ def prog_info(fd: FdArg) -> BpfProgInfo:
     return info
 
 
-def _prog_array(fd: FdArg, len_field: str, ptr_field: str, elem: int) -> bytes:
+def prog_info_with_arrays(fd: FdArg, arrays: Sequence[Tuple[str, str, int]]
+                          ) -> Tuple[BpfProgInfo, Dict[str, bytes]]:
+    """``struct bpf_prog_info`` plus the array fields named in ``arrays``.
+
+    Each entry is ``(len_field, ptr_field, element_size)``.  The kernel fills
+    arrays only into buffers user space supplies, so this asks twice: once
+    for the lengths, once with buffers of those sizes for all arrays at once.
+    Returns the second answer (the first when no array is non-empty) and the
+    bytes of each array keyed by its ``ptr_field``.
+    """
     first = prog_info(fd)
-    n = int(getattr(first, len_field))
-    if n == 0:
-        return b""
-    size = n * elem
-    buf = _out(size)
+    wanted = [(lf, pf, elem, int(getattr(first, lf))) for lf, pf, elem in arrays]
+    wanted = [w for w in wanted if w[3]]
+    if not wanted:
+        return first, {pf: b"" for _, pf, _ in arrays}
     info = BpfProgInfo()
-    setattr(info, len_field, n)
-    setattr(info, ptr_field, ctypes.addressof(buf))
+    buffers = {}
+    for len_field, ptr_field, elem, n in wanted:
+        buf = _out(n * elem)
+        buffers[ptr_field] = buf
+        setattr(info, len_field, n)
+        setattr(info, ptr_field, ctypes.addressof(buf))
     obj_get_info_by_fd(fd, info)
-    got = int(getattr(info, len_field)) * elem
-    return buf.raw[:min(size, got)]
+    out = {pf: b"" for _, pf, _ in arrays}
+    for len_field, ptr_field, elem, n in wanted:
+        got = int(getattr(info, len_field)) * elem
+        out[ptr_field] = buffers[ptr_field].raw[:min(n * elem, got)]
+    return info, out
+
+
+def _prog_array(fd: FdArg, len_field: str, ptr_field: str, elem: int) -> bytes:
+    return prog_info_with_arrays(fd, [(len_field, ptr_field, elem)])[1][ptr_field]
 
 
 def prog_xlated_insns(fd: FdArg) -> bytes:
