@@ -107,9 +107,16 @@ class Bench:
                 while seen[0] < self.records:
                     rb.consume_count(callback)
                 got = seen[0]
-            elif mode == "batch":
+            elif mode == "list":
                 while got < self.records:
                     got += len(rb.consume_batch())
+            elif mode == "batch":
+                while got < self.records:
+                    got += len(rb.read_batch())
+            elif mode == "unpack":
+                while got < self.records:
+                    for _rec in rb.read_batch().unpack("=QQQQ"):
+                        got += 1
             else:
                 for _data in rb.iter(timeout=1.0):
                     got += 1
@@ -133,9 +140,17 @@ class Bench:
                 while seen[0] < self.records:
                     pb.consume_count()
                 got = seen[0]
-            elif mode == "batch":
+            elif mode == "list":
                 while got < self.records:
                     got += len(pb.consume_batch())
+            elif mode == "batch":
+                while got < self.records:
+                    got += sum(len(b) for b in pb.read_batches())
+            elif mode == "unpack":
+                while got < self.records:
+                    for batch in pb.read_batches():
+                        for _rec in batch.unpack("=QQQQ"):
+                            got += 1
             else:
                 for _sample in pb.iter(timeout=1.0):
                     got += 1
@@ -167,9 +182,13 @@ class Bench:
             while idle < 3:
                 reader.wait(timeout=0.1)
                 if mode == "batch":
-                    batch = reader.consume_batch()
-                    n = len(batch)
-                    seen[0] += n if kind == "ring" else sum(1 for s in batch if not s.lost)
+                    if kind == "ring":
+                        n = len(reader.read_batch())
+                        seen[0] += n
+                    else:
+                        batches = reader.read_batches()
+                        n = sum(len(b) + bool(b.lost) for b in batches)
+                        seen[0] += sum(len(b) for b in batches)
                 elif kind == "ring":
                     n = reader.consume_count(count)
                 else:
@@ -280,7 +299,7 @@ def main(argv: List[str]) -> None:
                     py = bench.ring_python if kind == "ring" else bench.perf_python
                     rates[f"{kind} libbpf (C callback)"] = median_rate(
                         lambda: bench.libbpf(kind), args.repeat)
-                    for mode in ("callback", "batch", "iter"):
+                    for mode in ("callback", "iter", "list", "unpack", "batch"):
                         rates[f"{kind} purebpf {mode}"] = median_rate(lambda: py(mode), args.repeat)
                 else:
                     live[f"{kind} libbpf (C callback)"] = median_pair(

@@ -517,3 +517,163 @@ def test_poller_callback_raises_then_continues(producer_obj: Path, no_fd_leak: N
         assert seen == [0, 1]
         assert poller.poll(timeout=1.0) == 2
         assert seen == [0, 1, 2, 3]
+
+
+# -- batch reads: one RecordBatch per read, no object per record -----------------
+
+
+def ring_batches_until_empty(rb: RingBuffer) -> List[Any]:
+    batches = []
+    while True:
+        batch = rb.read_batch()
+        if not batch:
+            return batches
+        batches.append(batch)
+
+
+@pytest.mark.parametrize("var_size", [False, True])
+def test_ringbuf_read_batch_fills_wraps_and_loses_nothing(producer_obj: Path, var_size: bool,
+                                                          no_fd_leak: None) -> None:
+    with load(producer_obj, var_size=var_size) as obj, RingBuffer(obj.maps["rb"]) as rb:
+        kept: List[Any] = []
+        with Pinned(first_cpu()):
+            for burst in RB_BURSTS:
+                run(obj, "emit_rb", burst)
+                kept += ring_batches_until_empty(rb)
+                assert rb.pending() == 0
+        total = sum(RB_BURSTS)
+        failed = obj.globals["rb_fail"]
+        assert failed > 0, "the ring never filled: the test would not test that"
+        # the batches were kept while the kernel reused the ring many times over
+        records = [r for batch in kept for r in batch]
+        check_ring_records(records, total, failed, var_size)
+        assert sum(8 + len(r) for r in records) > 20 * 4096
+        if var_size:
+            assert all(batch.stride is None for batch in kept if len(batch) > 1)
+        else:
+            # fixed-size records come evenly spaced: 8-byte header + 32 bytes
+            assert all(batch.stride == 40 and batch.record_size == 32 for batch in kept)
+            words = [w for batch in kept for w in batch.unpack("=4Q")]
+            assert [struct.pack("=4Q", *w) for w in words] == records
+            assert b"".join(batch.payloads() for batch in kept) == b"".join(records)
+
+
+def test_ringbuf_read_batch_limit_discard_and_poll(producer_obj: Path) -> None:
+    with load(producer_obj) as obj, RingBuffer(obj.maps["rb"]) as rb:
+        with Pinned(first_cpu()):
+            run(obj, "emit_rb", 20)
+            first = rb.read_batch(limit=5)
+            assert [seq_of(r) for r in first] == [0, 1, 2, 3, 4]
+            assert [seq_of(r) for r in rb.read_batch()] == list(range(5, 20))
+            assert len(rb.read_batch()) == 0
+            run(obj, "emit_rb_discard", 30)
+            batch = rb.read_batch()
+            assert [seq_of(r) for r in batch] == list(range(20, 50, 2))
+            assert batch.stride is None and batch.record_size == 32
+            assert rb.pending() == 0
+            # only discarded records left: nothing to hand out, the space is freed
+            run(obj, "emit_rb_discard", 1)  # seq 50: kept
+            run(obj, "emit_rb_discard", 1)  # seq 51: discarded
+            assert [seq_of(r) for r in rb.read_batch()] == [50]
+            assert len(rb.read_batch()) == 0 and rb.pending() == 0
+        assert len(rb.poll_batch(timeout=0)) == 0
+        thread = threading.Thread(target=run, args=(obj, "emit_rb", 3))
+        thread.start()
+        got = rb.poll_batch(timeout=5.0)
+        thread.join()
+        got_seqs = [seq_of(r) for r in got] + [seq_of(r) for r in rb.read_batch()]
+        assert got_seqs == [52, 53, 54]
+    with pytest.raises(StateError):
+        rb.read_batch()
+
+
+def test_ringbuf_read_batch_concurrent_producer(producer_obj: Path, no_fd_leak: None) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    bursts = [2000] * 60
+    with load(producer_obj, ring_size=16384) as obj, RingBuffer(obj.maps["rb"]) as rb:
+        thread = threading.Thread(target=lambda: [run(obj, "emit_rb", b) for b in bursts])
+        kept: List[Any] = []
+        with Pinned(cpus[-1]):
+            thread.start()
+            while thread.is_alive():
+                kept.append(rb.poll_batch(timeout=0.05))
+            thread.join()
+            kept += ring_batches_until_empty(rb)
+        records = [r for batch in kept for r in batch]
+        check_ring_records(records, sum(bursts), obj.globals["rb_fail"], var_size=False)
+
+
+def test_ringbuf_read_batch_busy_bit(producer_obj: Path) -> None:
+    from purebpf.maps.ringbuf import BUSY_BIT, DISCARD_BIT
+
+    with load(producer_obj) as obj:
+        rb, consumer, producer = fake_ring(obj.maps["rb"])
+        page, size = rb._page, rb.size
+        payload = [bytes([i]) * 16 for i in range(6)]
+        # same-size records, #2 busy: the batch ends before it
+        for i in range(6):
+            put(producer, page, size, 24 * i, 16 | (BUSY_BIT if i == 2 else 0), payload[i])
+        struct.pack_into("=Q", producer, 0, 6 * 24)
+        batch = rb.read_batch()
+        assert batch.records() == payload[:2]
+        assert struct.unpack_from("=Q", consumer)[0] == 2 * 24
+        assert len(rb.read_batch()) == 0
+        put(producer, page, size, 24 * 2, 16 | DISCARD_BIT, payload[2])  # then discarded
+        assert rb.read_batch().records() == payload[3:6]
+        assert struct.unpack_from("=Q", consumer)[0] == 6 * 24
+        # a record crossing the end of the area
+        pos = size - 16
+        struct.pack_into("=Q", consumer, 0, pos)
+        for i in range(3):
+            put(producer, page, size, pos + 40 * i, 32, bytes([0x41 + i]) * 32)
+        struct.pack_into("=Q", producer, 0, pos + 120)
+        batch = rb.read_batch()
+        assert batch.stride == 40 and batch.records() == [b"A" * 32, b"B" * 32, b"C" * 32]
+        assert batch.payloads() == b"A" * 32 + b"B" * 32 + b"C" * 32
+        rb._consumer = rb._producer = None
+
+
+def test_perfbuf_read_batches_count_lost(producer_obj: Path, no_fd_leak: None) -> None:
+    cpu = first_cpu()
+    with load(producer_obj) as obj, PerfBuffer(obj.maps["pb"], pages=1) as pb:
+        kept: List[Any] = []
+        with Pinned(cpu):
+            for burst in PB_BURSTS:
+                run(obj, "emit_pb", burst)
+                kept += pb.read_batches()
+            run(obj, "emit_pb", 1)  # the kernel writes a pending lost count before it
+            kept += pb.read_batches()
+        total = sum(PB_BURSTS) + 1
+        assert all(batch.cpu == cpu for batch in kept)
+        lost = sum(batch.lost for batch in kept)
+        assert lost > 0, "the ring never filled: the test would not test that"
+        assert lost == obj.globals["pb_fail"]
+        samples = [(batch.cpu, r) for batch in kept for r in batch]
+        assert len(samples) + lost == total
+        check_perf(samples, cpu, total)
+        # records cut by the end of the 4 KiB ring come out whole
+        assert len(samples) * 48 > 10 * 4096
+        even = [batch for batch in kept if batch.stride is not None]
+        assert even and all(batch.stride == 48 and batch.record_size == 36 for batch in even)
+        for batch in kept:
+            assert list(batch.unpack("=4Q")) == [struct.unpack("=4Q", r[:32]) for r in batch]
+
+
+def test_perfbuf_read_batches_limit_and_poll(producer_obj: Path) -> None:
+    cpu = first_cpu()
+    with load(producer_obj) as obj, PerfBuffer(obj.maps["pb"], pages=2) as pb:
+        with Pinned(cpu):
+            run(obj, "emit_pb", 10)
+        first = pb.read_batches(limit=4)
+        assert len(first) == 1 and [seq_of(r) for r in first[0]] == [0, 1, 2, 3]
+        rest = pb.read_batches()
+        assert [seq_of(r) for r in rest[0]] == list(range(4, 10))
+        assert pb.read_batches() == [] and pb.poll_batches(timeout=0) == []
+        thread = threading.Thread(target=run, args=(obj, "emit_pb", 3))
+        thread.start()
+        got = pb.poll_batches(timeout=5.0)
+        thread.join()
+        seqs = [seq_of(r) for batch in got + pb.read_batches() for r in batch]
+        assert seqs == [10, 11, 12]
+    with pytest.raises(StateError):
+        pb.read_batches()

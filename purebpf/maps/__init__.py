@@ -8,10 +8,12 @@
 * :class:`RingBuffer` -- a reader of ``BPF_MAP_TYPE_RINGBUF`` records.
 * :class:`PerfBuffer` -- per-CPU perf rings behind a ``PERF_EVENT_ARRAY``.
 * :class:`RingBufferPoller` -- several ring buffers behind one epoll.
+* :class:`RecordBatch` -- many records read in one copy, no object per record.
 """
 
 from __future__ import annotations
 
+from purebpf.maps.batch import RecordBatch
 from purebpf.maps.globals import (GlobalData, data_section_is_mmapable, data_section_map_spec,
                                   internal_map_name, libbpf_object_name, open_views)
 from purebpf.maps.info import MapInfo
@@ -27,6 +29,7 @@ __all__ = [
     "RingBuffer",
     "PerfBuffer",
     "PerfSample",
+    "RecordBatch",
     "PerfBufferBuilder",
     "RingBufferPoller",
     "RingBufferBuilder",
