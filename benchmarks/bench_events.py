@@ -9,8 +9,17 @@ One producer, one run, two consumers:
   N numbered 32-byte records into the ring buffer (``emit_rb``) or the perf
   buffer (``emit_pb``), pinned to one CPU;
 * purebpf's :class:`~purebpf.maps.RingBuffer` / :class:`~purebpf.maps.PerfBuffer`
-  with a Python callback per record (``consume(callback=...)``), the batch
-  form (``consume_batch()``) and the iterator form;
+  in five forms:
+
+  - ``callback``: a Python callback per record (``consume_count(callback)``);
+  - ``iter``: the iterator form, one ``bytes`` per record;
+  - ``list``: ``consume_batch()``, every record as ``bytes`` in one list;
+  - ``unpack``: ``read_batch()`` / ``read_batches()`` and
+    ``RecordBatch.unpack("=QQQQ")``, one tuple per record parsed in C and a
+    Python loop over them;
+  - ``batch``: ``read_batch()`` / ``read_batches()`` alone -- one copy, the
+    record headers checked in C, no object per record (what a consumer
+    handing the batch to numpy/ctypes or counting pays);
 * benchmarks/bench_events_consumer.c (built here with ``gcc -O2 ... -lbpf``
   into benchmarks/build/): libbpf's ``ring_buffer__consume`` /
   ``perf_buffer__consume`` with a C callback that counts, on the same map

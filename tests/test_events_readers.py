@@ -677,3 +677,35 @@ def test_perfbuf_read_batches_limit_and_poll(producer_obj: Path) -> None:
         assert seqs == [10, 11, 12]
     with pytest.raises(StateError):
         pb.read_batches()
+
+
+def test_poller_batch_callbacks(producer_obj: Path, no_fd_leak: None) -> None:
+    """A ring added with batch=True gets one RecordBatch per drain, beside a per-record ring."""
+    with load(producer_obj) as a, load(producer_obj, var_size=True) as b:
+        batches: List[Any] = []
+        got_b: List[bytes] = []
+        with RingBufferBuilder().add(a.maps["rb"], batches.append, batch=True).add(
+                b.maps["rb"], got_b.append).build() as poller:
+            with Pinned(first_cpu()):
+                for _ in range(10):
+                    run(a, "emit_rb", 60)
+                    run(b, "emit_rb", 50)
+                    assert poller.poll(timeout=1.0) > 0
+                    while poller.consume():
+                        pass
+            assert all(len(batch) > 0 for batch in batches)
+            got_a = [r for batch in batches for r in batch]
+            check_ring_records(got_a, 600, a.globals["rb_fail"], var_size=False)
+            check_ring_records(got_b, 500, b.globals["rb_fail"], var_size=True)
+            # a batch callback returning 1 stops the poll after its batch
+            stop_batches: List[Any] = []
+            with RingBufferPoller() as stopper:
+                stopper.add(a.maps["rb"], lambda batch: stop_batches.append(batch) or 1,
+                            batch=True)
+                stopper.add(b.maps["rb"], got_b.append)
+                with Pinned(first_cpu()):
+                    run(a, "emit_rb", 5)
+                    run(b, "emit_rb", 2)
+                assert stopper.consume() == 5
+                assert [seq_of(r) for r in stop_batches[0]] == list(range(600, 605))
+                assert stopper.consume() == 2

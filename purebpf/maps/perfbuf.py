@@ -248,9 +248,10 @@ def entries(batch: RecordBatch, losses: Losses) -> List[Entry]:
 
 
 def _as_sample(cpu: int, entry: Entry) -> PerfSample:
-    if isinstance(entry, bytes):
-        return PerfSample(cpu, entry)
-    return PerfSample(cpu, b"", entry)
+    # tuple.__new__ directly: no Python-level namedtuple constructor call per record
+    if entry.__class__ is bytes:
+        return tuple.__new__(PerfSample, (cpu, entry, 0))
+    return tuple.__new__(PerfSample, (cpu, b"", entry))
 
 
 #: ``sample_cb(cpu, data)``; a non-zero int return value stops consumption.

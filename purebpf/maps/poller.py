@@ -20,13 +20,17 @@ the ring consistent.
 from __future__ import annotations
 
 import select
-from typing import Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from purebpf.errors import StateError
+from purebpf.maps.batch import RecordBatch
 from purebpf.maps.map import Map
-from purebpf.maps.ringbuf import RingBuffer, RingCallback, timeout_seconds
+from purebpf.maps.ringbuf import RingBuffer, RingCallback, callback_stops, timeout_seconds
 
-__all__ = ["RingBufferPoller", "RingBufferBuilder"]
+__all__ = ["RingBufferPoller", "RingBufferBuilder", "BatchCallback"]
+
+#: ``callback(batch)`` of a ring added with ``batch=True``; a non-zero int stops the poll.
+BatchCallback = Callable[[RecordBatch], object]
 
 
 class RingBufferPoller:
@@ -35,12 +39,21 @@ class RingBufferPoller:
     def __init__(self) -> None:
         self._epoll: Optional["select.epoll"] = select.epoll()
         self._readers: List[RingBuffer] = []
-        self._callbacks: List[RingCallback] = []
+        self._callbacks: List[Callable[[Any], object]] = []
         self._owned: List[bool] = []
+        self._batched: List[bool] = []
         self._index: Dict[int, int] = {}
 
-    def add(self, ring: Union[Map, RingBuffer], callback: RingCallback) -> RingBuffer:
-        """Watch ``ring`` (a RINGBUF map, or an existing reader) with ``callback(data)``."""
+    def add(self, ring: Union[Map, RingBuffer], callback: Union[RingCallback, BatchCallback], *,
+            batch: bool = False) -> RingBuffer:
+        """Watch ``ring`` (a RINGBUF map, or an existing reader) with ``callback(data)``.
+
+        With ``batch=True`` the callback is called once per ring and drain
+        with a :class:`~purebpf.maps.batch.RecordBatch` of every ready record
+        (:meth:`RingBuffer.read_batch`) instead of once per record -- the
+        fast form for busy rings.  The batch is consumed before the
+        callback runs; a non-zero int return value still stops the poll.
+        """
         epoll = self._check_open()
         owned = not isinstance(ring, RingBuffer)
         reader = RingBuffer(ring) if isinstance(ring, Map) else ring
@@ -54,6 +67,7 @@ class RingBufferPoller:
         self._readers.append(reader)
         self._callbacks.append(callback)
         self._owned.append(owned)
+        self._batched.append(batch)
         return reader
 
     @property
@@ -71,11 +85,26 @@ class RingBufferPoller:
             left = None if limit is None else limit - total
             if left is not None and left <= 0:
                 break
-            count, stopped = self._readers[i]._drain(None, self._callbacks[i], left)
+            if self._batched[i]:
+                count, stopped = self._drain_batches(i, left)
+            else:
+                count, stopped = self._readers[i]._drain(None, self._callbacks[i], left)
             total += count
             if stopped:
                 break
         return total
+
+    def _drain_batches(self, i: int, limit: Optional[int]) -> "tuple[int, bool]":
+        """Batches of ring ``i`` to its callback until it is empty: (records, stopped)."""
+        total = 0
+        while limit is None or total < limit:
+            batch = self._readers[i].read_batch(None if limit is None else limit - total)
+            if not batch:
+                break
+            total += len(batch)
+            if callback_stops(self._callbacks[i](batch)):
+                return total, True
+        return total, False
 
     def consume(self, limit: Optional[int] = None) -> int:
         """Drain every ring now (ring order of :meth:`add`); the number of records handled."""
@@ -102,6 +131,7 @@ class RingBufferPoller:
             if owned:
                 reader.close()
         self._readers, self._callbacks, self._owned, self._index = [], [], [], {}
+        self._batched = []
         if self._epoll is not None:
             self._epoll.close()
             self._epoll = None
@@ -121,17 +151,19 @@ class RingBufferBuilder:
     """libbpf-rs style: ``RingBufferBuilder().add(map, cb).add(map2, cb2).build()``."""
 
     def __init__(self) -> None:
-        self._entries: List["tuple[Union[Map, RingBuffer], RingCallback]"] = []
+        self._entries: List["tuple[Union[Map, RingBuffer], Callable[[Any], object], bool]"] = []
 
-    def add(self, ring: Union[Map, RingBuffer], callback: RingCallback) -> "RingBufferBuilder":
-        self._entries.append((ring, callback))
+    def add(self, ring: Union[Map, RingBuffer], callback: Union[RingCallback, BatchCallback], *,
+            batch: bool = False) -> "RingBufferBuilder":
+        """See :meth:`RingBufferPoller.add`."""
+        self._entries.append((ring, callback, batch))
         return self
 
     def build(self) -> RingBufferPoller:
         poller = RingBufferPoller()
         try:
-            for ring, callback in self._entries:
-                poller.add(ring, callback)
+            for ring, callback, batch in self._entries:
+                poller.add(ring, callback, batch=batch)
         except BaseException:
             poller.close()
             raise
