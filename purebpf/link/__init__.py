@@ -7,10 +7,12 @@ module                    attaches
 :mod:`.raw_tp`            raw_tp
 :mod:`.tracepoint`        tp / tracepoint (through a perf event)
 :mod:`.uprobe`            uprobe, uretprobe
+:mod:`.multi`             uprobe.multi, uretprobe.multi, uprobe.session,
+                          kprobe.multi, kretprobe.multi, kprobe.session
 :mod:`.kprobe`            kprobe, kretprobe
 :mod:`.perf_event`        perf_event (sampling on a CPU)
 :mod:`.iter`              iter/*
-:mod:`.netdev`            xdp, tcx, cgroup
+:mod:`.netdev`            xdp, tcx, netkit, cgroup, netfilter
 ========================  ==============================================
 
 :func:`attach_program` picks the mechanism from the program's section name
@@ -30,13 +32,15 @@ from purebpf.link._common import type_name
 from purebpf.link._link import Link
 from purebpf.link.iter import attach_iter
 from purebpf.link.kprobe import attach_kprobe
-from purebpf.link.netdev import attach_cgroup, attach_tcx, attach_xdp
+from purebpf.link.multi import attach_kprobe_multi, attach_uprobe_multi
+from purebpf.link.netdev import (attach_cgroup, attach_netfilter, attach_netkit, attach_tcx,
+                                 attach_xdp)
 from purebpf.link.perf_event import attach_perf_event, attach_perf_event_all_cpus
 from purebpf.link.raw_tp import attach_raw_tracepoint
 from purebpf.link.tracepoint import attach_tracepoint
 from purebpf.link.tracing import attach_lsm, attach_tracing
 from purebpf.link.uprobe import attach_uprobe
-from purebpf.uapi import ProgType
+from purebpf.uapi import AttachType, ProgType
 
 if TYPE_CHECKING:  # pragma: no cover
     from purebpf.program import Program
@@ -51,11 +55,15 @@ __all__ = [
     "attach_tracepoint",
     "attach_uprobe",
     "attach_kprobe",
+    "attach_uprobe_multi",
+    "attach_kprobe_multi",
     "attach_perf_event",
     "attach_perf_event_all_cpus",
     "attach_iter",
     "attach_xdp",
     "attach_tcx",
+    "attach_netkit",
+    "attach_netfilter",
     "attach_cgroup",
 ]
 
@@ -100,6 +108,10 @@ def attach_program(program: "Program", **kwargs: Any) -> Link:
         return attach_raw_tracepoint(program, **kwargs)
     if handler == "tracepoint" or ptype == int(ProgType.TRACEPOINT):
         return attach_tracepoint(program, **kwargs)
+    if handler == "uprobe_multi":
+        return attach_uprobe_multi(program, **kwargs)
+    if handler in ("kprobe_multi", "kprobe_session"):
+        return attach_kprobe_multi(program, **kwargs)
     if handler == "uprobe" or (ptype == int(ProgType.KPROBE) and "binary" in kwargs):
         return attach_uprobe(program, **kwargs)
     if handler in ("kprobe", "ksyscall") or (ptype == int(ProgType.KPROBE) and "function" in kwargs):
@@ -127,7 +139,12 @@ def attach_program(program: "Program", **kwargs: Any) -> Link:
     if ptype == int(ProgType.XDP) and "interface" in kwargs:
         return attach_xdp(program, **kwargs)
     if ptype == int(ProgType.SCHED_CLS) and "interface" in kwargs:
+        eat = program.expected_attach_type
+        if eat is not None and int(eat) in (int(AttachType.NETKIT_PRIMARY), int(AttachType.NETKIT_PEER)):
+            return attach_netkit(program, **kwargs)
         return attach_tcx(program, **kwargs)
+    if ptype == int(ProgType.NETFILTER) and "hook" in kwargs:
+        return attach_netfilter(program, **kwargs)
     if ptype in _CGROUP_TYPES and "cgroup" in kwargs:
         return attach_cgroup(program, **kwargs)
     section = program.spec.section if program.spec is not None else "?"

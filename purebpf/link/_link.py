@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Type
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Type
 
 from purebpf.errors import AttachError, KernelError, NotSupportedError, StateError
 from purebpf.uapi import LinkType
@@ -57,10 +57,13 @@ class Link:
     ``target`` says where (``"syscalls/sys_enter_getpid"``,
     ``"/usr/bin/bash:readline"``, ``"cpu 0"``), ``kind`` how (``"tracepoint"``,
     ``"uprobe"``...).  Use as a context manager or call :meth:`close`.
+    ``functions`` lists the functions a multi-probe link placed the program
+    at (by name, in the order of the link's cookies), empty for other links.
     """
 
     def __init__(self, fd: "Optional[FD]", *, kind: str, target: str,
-                 program: "Optional[Program]" = None, perf_fd: "Optional[FD]" = None) -> None:
+                 program: "Optional[Program]" = None, perf_fd: "Optional[FD]" = None,
+                 functions: Sequence[str] = ()) -> None:
         if fd is None and perf_fd is None:
             raise ValueError("a Link needs a link fd or a perf event fd")
         self._fd = fd
@@ -68,6 +71,7 @@ class Link:
         self.kind = kind
         self.target = target
         self.program = program
+        self.functions: List[str] = list(functions)
         self._pins: List[str] = []
         self._id: Optional[int] = None
 
