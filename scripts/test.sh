@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for pair in clang-19:clang-19 llvm-objdump-19:llvm-19 bpftool:bpftool gcc:gcc; do
+for pair in clang-19:clang-19 llvm-objdump-19:llvm-19 bpftool:bpftool gcc:gcc objdump:binutils ip:iproute2; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
