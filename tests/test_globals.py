@@ -317,3 +317,37 @@ def test_close_with_a_view_still_held(spec: ObjectSpec) -> None:
 
     gc.collect()
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+@needs_root
+@pytest.mark.kernel
+def test_integer_arrays_read_and_write_as_lists() -> None:
+    """``__u32 bss_histogram[16]`` and ``const volatile __u32 table_sizes[4]`` are lists
+    of ints; the expected values come from the fixture's C source and the program's
+    bucketing rule (``len >> table_shift``, capped at 15)."""
+    from purebpf.object import open_object
+
+    with open_object(str(OBJ)) as opened:
+        tables = opened.data_section(".rodata.tables")
+        assert tables["table_sizes"] == [64, 128, 256, 512]  # the C initializer
+        tables["table_sizes"] = (1, 2, 3, 4)
+        assert tables.get_bytes("table_sizes") == struct.pack("=4I", 1, 2, 3, 4)
+        with pytest.raises(ValueError, match="holds 4 integers, got 3"):
+            tables["table_sizes"] = [1, 2, 3]
+        with pytest.raises(ValueError, match="4-byte unsigned"):
+            tables["table_sizes"] = [1, 2, 3, -4]
+        tables["table_shift"] = 5
+        with opened.load() as obj:
+            prog = obj.programs["count_packets"]
+            for size, times in ((64, 3), (100, 2), (1000, 1)):
+                prog.test_run(bytes(size), repeat=times)
+            histogram = obj.bss["bss_histogram"]
+            expected = [0] * 16
+            for size, times in ((64, 3), (100, 2), (1000, 1)):
+                expected[min(size >> 5, 15)] += times
+            assert histogram == expected
+            assert obj.bss.get_bytes("bss_histogram") == struct.pack("=16I", *expected)
+            obj.bss["bss_histogram"] = list(range(16))
+            assert obj.bss.get_bytes("bss_histogram") == struct.pack("=16I", *range(16))
+            # byte arrays stay bytes
+            assert obj.data["data_bytes"] == bytes([1, 2, 3, 4, 5, 6])

@@ -67,8 +67,10 @@ def obj(build: Dict[str, Path]) -> Iterator[Object]:
 
 
 def _cookie_counts(obj: Object) -> List[int]:
-    """``by_cookie[8]`` (u64s; array globals read back as bytes)."""
-    return list(struct.unpack("=8Q", obj.bss["by_cookie"]))
+    """``by_cookie[8]``: an array of u64, read as a list of ints (checked against its bytes)."""
+    counts = obj.bss["by_cookie"]
+    assert counts == list(struct.unpack("=8Q", obj.bss.get_bytes("by_cookie")))
+    return list(counts)
 
 
 def _run(target: Path, n: int) -> None:

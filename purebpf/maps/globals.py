@@ -24,7 +24,9 @@ lookup/update).  Writing a read-only section after load raises StateError.
 Variables are found by name in the section's :class:`~purebpf.spec.VariableSpec`
 list and converted with their BTF type: integers (size and signedness from
 ``BTF_KIND_INT``/``ENUM``), ``bool``, floats, pointers (as integers), arrays of
-1-byte integers (``char name[16]``) as ``bytes``; anything else is raw bytes.
+1-byte integers (``char name[16]``) as ``bytes``, arrays of wider integers or
+enums (``__u32 hist[16]``) as a ``list`` of ints (written from a list or tuple
+of the same length); anything else (structs, unions) is raw bytes.
 """
 
 from __future__ import annotations
@@ -335,7 +337,12 @@ class GlobalData:
     # -- BTF conversion -------------------------------------------------------
 
     def _shape(self, var: "VariableSpec") -> "tuple[str, int, bool]":
-        """(``int``/``bool``/``float``/``chars``/``bytes``, size, signed) for a variable."""
+        """(``int``/``bool``/``float``/``chars``/``ints``/``bytes``, size, signed) for a variable.
+
+        ``ints`` is an array of integers or enums, read as a list of ints
+        (the size is the element's); ``chars`` an array of 1-byte integers,
+        read as bytes.
+        """
         btf = self.btf
         if btf is None or not var.type_id:
             return "bytes", var.size, False
@@ -356,8 +363,13 @@ class GlobalData:
             return "float", t.size, False
         if isinstance(t, Array):
             elem = btf[btf.skip_modifiers(t.type)]
-            if isinstance(elem, Int) and elem.size == 1:
+            if isinstance(elem, Int) and elem.size == 1 and not elem.is_bool:
                 return "chars", var.size, False
+            if (isinstance(elem, (Int, Enum, Enum64)) and elem.size in (1, 2, 4, 8)
+                    and t.nelems * elem.size == var.size
+                    and (not isinstance(elem, Int) or (elem.bits == elem.size * 8 and not elem.offset))):
+                signed = elem.is_signed if isinstance(elem, Int) else elem.signed
+                return "ints", elem.size, signed
         return "bytes", var.size, False
 
     def _decode(self, var: "VariableSpec", data: bytes) -> Any:
@@ -368,7 +380,14 @@ class GlobalData:
         if kind == "float" and len(data) == size:
             fmt = ("<" if self.byteorder == "little" else ">") + ("f" if size == 4 else "d")
             return struct.unpack(fmt, data)[0]
+        if kind == "ints":
+            return list(struct.unpack(self._array_format(size, signed, len(data) // size), data))
         return data
+
+    def _array_format(self, size: int, signed: bool, count: int) -> str:
+        code = {1: "b", 2: "h", 4: "i", 8: "q"}[size]
+        return ("<" if self.byteorder == "little" else ">") + str(count) + (
+            code if signed else code.upper())
 
     def _encode(self, var: "VariableSpec", value: Any) -> bytes:
         kind, size, signed = self._shape(var)
@@ -388,6 +407,15 @@ class GlobalData:
         if kind == "float" and size == var.size and isinstance(value, (int, float)):
             fmt = ("<" if self.byteorder == "little" else ">") + ("f" if size == 4 else "d")
             return struct.pack(fmt, float(value))
+        if kind == "ints" and isinstance(value, (list, tuple)):
+            count = var.size // size
+            if len(value) != count:
+                raise ValueError(f"variable {name!r} holds {count} integers, got {len(value)}")
+            try:
+                return struct.pack(self._array_format(size, signed, count), *value)
+            except struct.error as exc:
+                raise ValueError(f"variable {name!r}: {exc} (elements are {size}-byte "
+                                 f"{'signed' if signed else 'unsigned'} integers)") from None
         if kind == "chars":
             data = value.encode() if isinstance(value, str) else bytes(value)
             if len(data) > var.size:
