@@ -68,40 +68,33 @@ def resolve_function_offsets(binary: str, pattern: str) -> Dict[str, int]:
     :class:`~purebpf.errors.AttachError` when the file cannot be read or
     nothing matches.
     """
-    from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.sections import SymbolTableSection
 
+    from purebpf.link.uprobe import elf_symbol_errors
+
     match = glob_to_regex(pattern).match
     found: Dict[str, int] = {}
-    try:
-        with open(binary, "rb") as f:
-            elf = ELFFile(f)
-            sections = [elf.get_section(i) for i in range(elf.num_sections())]
-            for secname in (".symtab", ".dynsym"):
-                table = elf.get_section_by_name(secname)
-                if not isinstance(table, SymbolTableSection):
+    with elf_symbol_errors(binary), open(binary, "rb") as f:
+        elf = ELFFile(f)
+        sections = [elf.get_section(i) for i in range(elf.num_sections())]
+        for secname in (".symtab", ".dynsym"):
+            table = elf.get_section_by_name(secname)
+            if not isinstance(table, SymbolTableSection):
+                continue
+            for sym in table.iter_symbols():
+                name = sym.name
+                if not name or name in found or not match(name):
                     continue
-                for sym in table.iter_symbols():
-                    name = sym.name
-                    if not name or name in found or not match(name):
-                        continue
-                    if sym["st_info"]["type"] not in _FUNCTION_TYPES:
-                        continue
-                    shndx = sym["st_shndx"]
-                    if not isinstance(shndx, int) or shndx == 0 or shndx >= len(sections):
-                        continue  # undefined (an import) or special
-                    sec = sections[shndx]
-                    offset = int(sym["st_value"]) - int(sec["sh_addr"]) + int(sec["sh_offset"])
-                    if sym["st_value"] and offset >= 0:
-                        found[name.split("@", 1)[0]] = offset
-    except OSError as exc:
-        raise AttachError(exc.errno or errno.EIO, "open", binary, detail=f"cannot read ELF symbols: {exc}") from exc
-    except ELFError as exc:
-        raise AttachError(errno.ENOEXEC, "open", binary, detail=f"not a valid ELF file: {exc}") from exc
-    except Exception as exc:  # pyelftools on a corrupt file: any of its internal errors
-        raise AttachError(errno.ENOEXEC, "open", binary,
-                          detail=f"corrupt ELF file ({type(exc).__name__}: {exc})") from exc
+                if sym["st_info"]["type"] not in _FUNCTION_TYPES:
+                    continue
+                shndx = sym["st_shndx"]
+                if not isinstance(shndx, int) or shndx == 0 or shndx >= len(sections):
+                    continue  # undefined (an import) or special
+                sec = sections[shndx]
+                offset = int(sym["st_value"]) - int(sec["sh_addr"]) + int(sec["sh_offset"])
+                if sym["st_value"] and offset >= 0:
+                    found[name.split("@", 1)[0]] = offset
     if not found:
         raise AttachError(errno.ENOENT, "attach", f"{binary}:{pattern}",
                           hint=f"no function of {binary} matches {pattern!r}")

@@ -56,14 +56,21 @@ def attach_xdp(program: "Program", interface: Union[str, int], *, flags: int = 0
     """Attach an XDP program to ``interface`` (name or ifindex)."""
     target = f"xdp on {interface}"
     check_type(program, (ProgType.XDP,), "xdp", target)
+    return _link_device(program, interface, AttachType.XDP, "xdp", target, flags=flags)
+
+
+def _link_device(program: "Program", interface: Union[str, int], attach_type: AttachType, kind: str,
+                 target: str, *, flags: int = 0, hint: Optional[str] = None) -> Link:
+    """``BPF_LINK_CREATE(prog, ifindex, attach_type)``; ``hint`` explains EINVAL/ENXIO/EOPNOTSUPP."""
     ifindex = ifindex_of(interface)
     from purebpf.syscall import commands
 
     try:
-        fd = commands.link_create(program.fd, ifindex, AttachType.XDP, flags=flags)
+        fd = commands.link_create(program.fd, ifindex, attach_type, flags=flags)
     except KernelError as exc:
-        raise attach_error(exc, target, detail=f"xdp program {program.name!r}") from exc
-    return Link(fd, kind="xdp", target=target, program=program)
+        why = hint if exc.errno in (errno.EINVAL, errno.ENXIO, errno.EOPNOTSUPP) else None
+        raise attach_error(exc, target, hint=why, detail=f"{kind} program {program.name!r}") from exc
+    return Link(fd, kind=kind, target=target, program=program)
 
 
 def attach_tcx(program: "Program", interface: Union[str, int], *, egress: Optional[bool] = None) -> Link:
@@ -74,15 +81,8 @@ def attach_tcx(program: "Program", interface: Union[str, int], *, egress: Option
     direction = "egress" if egress else "ingress"
     target = f"tcx/{direction} on {interface}"
     check_type(program, (ProgType.SCHED_CLS,), "tcx", target)
-    ifindex = ifindex_of(interface)
-    from purebpf.syscall import commands
-
     at = AttachType.TCX_EGRESS if egress else AttachType.TCX_INGRESS
-    try:
-        fd = commands.link_create(program.fd, ifindex, at)
-    except KernelError as exc:
-        raise attach_error(exc, target, detail=f"tcx program {program.name!r}") from exc
-    return Link(fd, kind="tcx", target=target, program=program)
+    return _link_device(program, interface, at, "tcx", target)
 
 
 def attach_netkit(program: "Program", interface: Union[str, int], *, peer: Optional[bool] = None) -> Link:
@@ -94,18 +94,9 @@ def attach_netkit(program: "Program", interface: Union[str, int], *, peer: Optio
     side = "peer" if peer else "primary"
     target = f"netkit/{side} on {interface}"
     check_type(program, (ProgType.SCHED_CLS,), "netkit", target)
-    ifindex = ifindex_of(interface)
-    from purebpf.syscall import commands
-
     at = AttachType.NETKIT_PEER if peer else AttachType.NETKIT_PRIMARY
-    try:
-        fd = commands.link_create(program.fd, ifindex, at)
-    except KernelError as exc:
-        hint = None
-        if exc.errno in (errno.EINVAL, errno.ENXIO, errno.EOPNOTSUPP):
-            hint = f"{interface} must be a netkit device (Linux 6.7)"
-        raise attach_error(exc, target, hint=hint, detail=f"netkit program {program.name!r}") from exc
-    return Link(fd, kind="netkit", target=target, program=program)
+    return _link_device(program, interface, at, "netkit", target,
+                        hint=f"{interface} must be a netkit device (Linux 6.7)")
 
 
 def attach_netfilter(program: "Program", *, pf: Union[int, str] = NFPROTO_IPV4,

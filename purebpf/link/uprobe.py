@@ -13,13 +13,14 @@ looked up in ``.symtab`` then ``.dynsym``.  The perf event uses the dynamic
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import re
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
-from purebpf.errors import AttachError, KernelError, NotFoundError, NotSupportedError
+from purebpf.errors import AttachError, KernelError, NotFoundError, NotSupportedError, PurebpfError
 from purebpf.link._common import attach_perf_fd, check_type
 from purebpf.link._link import Link, attach_error
 from purebpf.uapi import ProgType
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from purebpf.program import Program
     from purebpf.syscall import FD
 
-__all__ = ["attach_uprobe", "resolve_symbol_offset", "parse_uprobe_target", "probe_retprobe_bit"]
+__all__ = ["attach_uprobe", "resolve_symbol_offset", "elf_symbol_errors", "parse_uprobe_target", "probe_retprobe_bit"]
 
 _TARGET_RE = re.compile(r"^(?P<path>[^:]+):(?P<func>[^+]+)?(?:\+(?P<off>(0x[0-9a-fA-F]+|[0-9]+)))?$")
 
@@ -46,36 +47,16 @@ def parse_uprobe_target(text: str) -> Tuple[str, Optional[str], int]:
     return m.group("path"), m.group("func"), int(off, 0) if off else 0
 
 
-def resolve_symbol_offset(binary: str, symbol: str) -> int:
-    """File offset of function ``symbol`` in ELF file ``binary``.
-
-    Raises :class:`~purebpf.errors.NotFoundError` when the file has no such
-    defined symbol, :class:`~purebpf.errors.AttachError` when the file cannot be read.
-    """
+@contextlib.contextmanager
+def elf_symbol_errors(binary: str) -> Iterator[None]:
+    """Reading the symbols of ELF file ``binary``: an unreadable, invalid or
+    corrupt file becomes an :class:`~purebpf.errors.AttachError` naming it
+    (purebpf's own errors pass through)."""
     from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import SymbolTableSection
 
     try:
-        with open(binary, "rb") as f:
-            elf = ELFFile(f)
-            for secname in (".symtab", ".dynsym"):
-                table = elf.get_section_by_name(secname)
-                if not isinstance(table, SymbolTableSection):
-                    continue
-                for sym in table.iter_symbols():
-                    if sym.name != symbol:
-                        continue
-                    shndx = sym["st_shndx"]
-                    if not isinstance(shndx, int) or shndx == 0 or sym["st_value"] == 0:
-                        continue  # undefined (an import) or special
-                    sec = elf.get_section(shndx)
-                    off = int(sym["st_value"]) - int(sec["sh_addr"]) + int(sec["sh_offset"])
-                    if off < 0:
-                        raise AttachError(errno.ENOEXEC, "open", binary,
-                                          detail=f"symbol {symbol!r} lies before its section's file offset")
-                    return off
-    except AttachError:
+        yield
+    except PurebpfError:
         raise
     except OSError as exc:
         raise AttachError(exc.errno or errno.EIO, "open", binary, detail=f"cannot read ELF symbols: {exc}") from exc
@@ -84,6 +65,35 @@ def resolve_symbol_offset(binary: str, symbol: str) -> int:
     except Exception as exc:  # pyelftools on a corrupt file: any of its internal errors
         raise AttachError(errno.ENOEXEC, "open", binary,
                           detail=f"corrupt ELF file ({type(exc).__name__}: {exc})") from exc
+
+
+def resolve_symbol_offset(binary: str, symbol: str) -> int:
+    """File offset of function ``symbol`` in ELF file ``binary``.
+
+    Raises :class:`~purebpf.errors.NotFoundError` when the file has no such
+    defined symbol, :class:`~purebpf.errors.AttachError` when the file cannot be read.
+    """
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    with elf_symbol_errors(binary), open(binary, "rb") as f:
+        elf = ELFFile(f)
+        for secname in (".symtab", ".dynsym"):
+            table = elf.get_section_by_name(secname)
+            if not isinstance(table, SymbolTableSection):
+                continue
+            for sym in table.iter_symbols():
+                if sym.name != symbol:
+                    continue
+                shndx = sym["st_shndx"]
+                if not isinstance(shndx, int) or shndx == 0 or sym["st_value"] == 0:
+                    continue  # undefined (an import) or special
+                sec = elf.get_section(shndx)
+                off = int(sym["st_value"]) - int(sec["sh_addr"]) + int(sec["sh_offset"])
+                if off < 0:
+                    raise AttachError(errno.ENOEXEC, "open", binary,
+                                      detail=f"symbol {symbol!r} lies before its section's file offset")
+                return off
     raise NotFoundError("symbol", symbol, detail=f"no defined function {symbol!r} in {binary}")
 
 
